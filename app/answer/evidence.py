@@ -1,0 +1,127 @@
+"""Evidence: score the sentences of retrieved chunks against a question (semantic + lexical + answer type)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from app.corpus import Corpus
+from app.index import Index
+from app.retrieval import Retrieval
+from app.text.arabic import normalize, tokenize
+
+# What kind of answer a question wants, when it is a number or a time: the evidence must then hold one.
+_NUMERIC_Q = re.compile(
+    r"\bhow (many|much|far|long|old)\b|\bwhat (is|was|were) the (value|number|amount|size|cost|price|distance)\b"
+    r"|\bwhat (value|number|amount|percentage|share)\b|(^|\s)(كم|ما قيمه|ما عدد|ما مقدار|ما نسبه|ما المسافه|ما القيمه)(\s|$)"
+)
+_TIME_Q = re.compile(
+    r"\bwhen\b|\bwhat (date|day|year|month|decade|time)\b|\bwhich (date|day|year|month|decade)\b|\bin what year\b"
+    r"|(^|\s)(متي|في اي (تاريخ|عام|سنه|شهر|يوم|عقد))(\s|$)|(^|\s)اي تاريخ(\s|$)"
+)
+_NUMBER = re.compile(
+    r"\d|(^|\s)[وب]?(ال)?(الف|الاف|مليون|ملايين|مليار|مليارات|عشر|عشرين|ثلاثين|اربعين|خمسين|مئه|ماءه|مئات|نصف|ربع)"
+)
+_MONTHS = (
+    "يناير|فبراير|مارس|ابريل|مايو|يونيو|يوليو|اغسطس|سبتمبر|اكتوبر|نوفمبر|ديسمبر|كانون|شباط|اذار|نيسان|ايار|حزيران"
+    "|تموز|اب|ايلول|تشرين|الاثنين|الثلاثاء|الاربعاء|الخميس|الجمعه|السبت|الاحد|امس|الماضي|المقبل|التسعينيات"
+    "|الثمانينيات|السبعينيات|الستينيات|عقد|عام|سنه"
+)
+_TIME = re.compile(r"\d|(^|\s)[وبفل]?(" + _MONTHS + r")(\s|$)")
+
+
+def answer_type(question: str) -> str | None:
+    text = normalize(question)
+    if _TIME_Q.search(text):
+        return "time"
+    if _NUMERIC_Q.search(text):
+        return "number"
+    return None
+
+
+def has_answer_type(text: str, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    normalized = normalize(text)
+    return bool((_TIME if kind == "time" else _NUMBER).search(normalized))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    sentence_id: int
+    chunk_index: int
+    hit_rank: int
+    article_id: str
+    start: int
+    end: int
+    text: str
+    semantic: float
+    lexical: float
+    score: float
+
+
+class EvidenceScorer:
+    """Ranks every sentence inside the retrieved chunks. Lexical evidence is IDF-weighted term overlap."""
+
+    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15):
+        self.index = index
+        self.corpus = corpus
+        self.lexical_weight = lexical_weight
+
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        indptr = np.asarray(self.index.bm25.scores["indptr"])
+        df = np.diff(indptr)
+        n = max(len(self.index.chunks), 1)
+        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def idf(self, term: str) -> float:
+        token_id = self.index.vocabulary.get(term)
+        return float(self._idf[token_id]) if token_id is not None else 0.0
+
+    def score(self, retrieval: Retrieval) -> list[Evidence]:
+        query_terms = {t for t in retrieval.query_terms if t in self.index.vocabulary}
+        weights = {t: self.idf(t) for t in query_terms}
+        total = sum(weights.values())
+
+        seen: set[int] = set()
+        candidates: list[tuple[int, int, int]] = []  # (sentence id, chunk index, hit rank)
+        for hit in retrieval.hits:
+            chunk_index = self.index.chunk_by_id[hit.chunk_id]
+            for sentence_id in self.index.chunk_sentences[chunk_index]:
+                if sentence_id not in seen:
+                    seen.add(sentence_id)
+                    candidates.append((sentence_id, chunk_index, hit.rank))
+        if not candidates:
+            return []
+
+        ids = np.array([c[0] for c in candidates])
+        semantic = self.index.sentence_vectors[ids] @ retrieval.query_vector
+        out = []
+        for (sentence_id, chunk_index, rank), sem in zip(candidates, semantic):
+            sentence = self.index.sentences[sentence_id]
+            text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
+            lexical = 0.0
+            if total > 0:
+                terms = set(tokenize(text))
+                lexical = sum(w for t, w in weights.items() if t in terms) / total
+            out.append(
+                Evidence(
+                    sentence_id=sentence_id,
+                    chunk_index=chunk_index,
+                    hit_rank=rank,
+                    article_id=sentence.article_id,
+                    start=sentence.start,
+                    end=sentence.end,
+                    text=text,
+                    semantic=float(sem),
+                    lexical=lexical,
+                    score=float(sem) + self.lexical_weight * lexical * retrieval.bm25_weight,
+                )
+            )
+        out.sort(key=lambda e: -e.score)
+        return out
+

@@ -1,0 +1,41 @@
+"""What an answer is: text with [n] markers rendered from structured citations, plus the hits behind it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.retrieval import Hit
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the marker [n] in the answer text")
+    article_id: str
+    title: str
+    source: str = Field(description="outlet, and the publication it translates or quotes where known")
+    chunk_id: str
+    start: int = Field(description="start of the quoted span in the article's raw text")
+    end: int = Field(description="end of the quoted span: raw[start:end] == quote")
+    quote: str
+    support: float = Field(description="how well the cited passage supports the sentence that cites it (0..1)")
+    supported: bool
+
+
+class Answer(BaseModel):
+    answer: str
+    language: Literal["ar", "en"]
+    abstained: bool
+    citations: list[Citation]
+    hits: list[Hit]
+    mode: Literal["extractive", "llm"]
+    dropped_citations: list[str] = Field(
+        default_factory=list, description="markers the model wrote that point at no retrieved passage, removed"
+    )
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+ABSTENTION = {
+    "ar": "لا تجيب المصادر المتاحة عن هذا السؤال.",
+    "en": "The sources do not answer this question.",
+}

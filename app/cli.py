@@ -1,0 +1,114 @@
+"""The `rag` command: index, ask, search, serve — the same service the API uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Optional
+
+import typer
+
+from app.config import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Question answering over Arabic news articles, with citations.")
+
+
+def _service(rebuild: bool = False):
+    from app.service import RagService
+
+    return RagService(get_settings(), rebuild=rebuild, progress=sys.stderr.isatty())
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log what the service does")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def index(rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if the stored index matches")) -> None:
+    """Build the index under index/ (or reuse it when config and corpus are unchanged)."""
+    service = _service(rebuild)
+    manifest = service.index.manifest
+    typer.echo(f"index {service.index_status}: {manifest['counts']} "
+               f"(embedder {manifest['embedder']['model']}, built {manifest['built_at']} "
+               f"in {manifest['build_seconds']} s)")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="the question, Arabic or English"),
+    lang: Optional[str] = typer.Option(None, "--lang", help="answer language: ar or en (default: the question's)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
+    as_json: bool = typer.Option(False, "--json", help="print the full response as JSON"),
+) -> None:
+    """Answer a question with numbered sources."""
+    from app.errors import RagError
+
+    if lang not in (None, "ar", "en"):
+        _fail("--lang must be ar or en")
+    try:
+        answer = _service().ask(question, lang, top_k)
+    except RagError as exc:
+        _fail(exc.message)
+    if as_json:
+        typer.echo(json.dumps(answer.model_dump(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\nSources:" if answer.language == "en" else "\nالمصادر:")
+        for c in answer.citations:
+            mark = "" if c.supported else "  (unsupported)"
+            typer.echo(f"[{c.n}] {c.title} — {c.source or c.article_id} ({c.article_id}, chars {c.start}-{c.end}){mark}")
+    typer.echo(f"\n({answer.mode}, {answer.timings_ms.get('total_ms', 0):.0f} ms)", err=True)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(...),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show the ranked chunks for a query."""
+    from app.errors import RagError
+
+    try:
+        result = _service().search(query, top_k)
+    except RagError as exc:
+        _fail(exc.message)
+    if as_json:
+        typer.echo(json.dumps(result.model_dump(), ensure_ascii=False, indent=2))
+        return
+    for hit in result.hits:
+        dense = f"{hit.dense_score:.3f}#{hit.dense_rank}" if hit.dense_rank else "-"
+        bm25 = f"{hit.bm25_score:.2f}#{hit.bm25_rank}" if hit.bm25_rank else "-"
+        typer.echo(f"{hit.rank}. {hit.chunk_id} [{hit.start}:{hit.end}] fused {hit.score:.4f} dense {dense} bm25 {bm25}")
+        typer.echo("   " + " ".join(hit.text.split())[:200])
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
+    port: Optional[int] = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
+) -> None:
+    """Serve the REST API (and the page at /) with uvicorn."""
+    import uvicorn
+
+    from app.api import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

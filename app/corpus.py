@@ -1,0 +1,125 @@
+"""The corpus: articles read from a folder of .txt files plus their metadata, cleaned into body spans."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from app.errors import CorpusError
+from app.text.clean import body_blocks
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "articles.json"
+
+
+class ArticleMeta(BaseModel):
+    """What we know about an article beyond its text. Empty strings mean 'not stated'."""
+
+    title: str = ""
+    source: str = ""  # the outlet that published this text, as it names itself
+    source_en: str = ""
+    original: str = ""  # the publication it translates or quotes, where the text says so
+    original_en: str = ""
+    date: str | None = None
+    url: str | None = None
+    language: str = "ar"
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    raw: str
+    meta: ArticleMeta
+    blocks: tuple[tuple[int, int], ...] = field(default=())  # body spans in `raw`
+
+    @property
+    def title(self) -> str:
+        return self.meta.title or _first_line(self.raw, self.blocks) or self.id
+
+    @property
+    def source_label(self) -> str:
+        """Outlet and original publication, for citations: 'Hawar News Agency, after Al-Monitor'."""
+        parts = [self.meta.source_en or self.meta.source]
+        if self.meta.original_en or self.meta.original:
+            parts.append(f"after {self.meta.original_en or self.meta.original}")
+        return ", ".join(p for p in parts if p)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.raw.encode("utf-8")).hexdigest()
+
+
+def _first_line(raw: str, blocks: tuple[tuple[int, int], ...]) -> str:
+    if not blocks:
+        return ""
+    start, end = blocks[0]
+    return raw[start:end].split("\n", 1)[0].strip().strip('"“”«»')[:200]
+
+
+def make_article(article_id: str, raw: str, meta: ArticleMeta | None = None) -> Article:
+    return Article(id=article_id, raw=raw, meta=meta or ArticleMeta(), blocks=tuple(body_blocks(raw)))
+
+
+@dataclass(frozen=True)
+class Corpus:
+    articles: dict[str, Article]
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+    def get(self, article_id: str) -> Article:
+        try:
+            return self.articles[article_id]
+        except KeyError:
+            raise CorpusError(f"unknown article id {article_id!r}", status=404) from None
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever any article's text or metadata changes."""
+        digest = hashlib.sha256()
+        for article_id in sorted(self.articles):
+            article = self.articles[article_id]
+            digest.update(article_id.encode())
+            digest.update(article.sha256.encode())
+            digest.update(article.meta.model_dump_json().encode())
+        return digest.hexdigest()
+
+
+def load_corpus(folder: Path) -> Corpus:
+    """Read every `*.txt` in `folder` (id = file name without .txt) with metadata from articles.json."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"corpus folder {folder} does not exist; set RAG_CORPUS_DIR to a folder of .txt articles")
+    metadata = _read_metadata(folder / METADATA_FILE)
+    articles: dict[str, Article] = {}
+    for path in sorted(folder.glob("*.txt")):
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            log.warning("skipping %s: not readable as UTF-8 text (%s)", path.name, exc)
+            continue
+        article = make_article(path.stem, raw, metadata.get(path.stem))
+        if not article.blocks:
+            log.warning("skipping %s: no body text after cleaning", path.name)
+            continue
+        articles[article.id] = article
+    if not articles:
+        raise CorpusError(f"corpus folder {folder} holds no readable .txt articles")
+    return Corpus(articles)
+
+
+def _read_metadata(path: Path) -> dict[str, ArticleMeta]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {article_id: ArticleMeta.model_validate(value) for article_id, value in data.items()}
+    except (json.JSONDecodeError, ValidationError, AttributeError) as exc:
+        raise CorpusError(f"{path} is not valid article metadata: {exc}") from exc

