@@ -22,36 +22,48 @@ class Chunk:
 
 
 class Chunker:
+    """Sentence-window chunking.
+
+    langchain's splitter cuts each body block into units of at most `chunk_overlap` characters, breaking at
+    paragraphs, then sentence ends, then clauses. Units are then packed into chunks of at most `chunk_size`
+    characters, and each chunk starts with the previous chunk's last unit. (The splitter's own overlap only
+    carries whole splits shorter than the overlap; Arabic news sentences are long, so adjacent chunks would
+    share nothing and a passage across a boundary would belong to no chunk.)
+    """
+
     def __init__(self, chunk_size: int, chunk_overlap: int):
-        if chunk_overlap >= chunk_size:
-            raise ValueError("chunk_overlap must be smaller than chunk_size")
-        self._splitter = RecursiveCharacterTextSplitter(
+        if not 0 < chunk_overlap <= chunk_size // 2:
+            raise ValueError("chunk_overlap must be between 1 and chunk_size / 2")
+        self.chunk_size = chunk_size
+        self._units = RecursiveCharacterTextSplitter(
             separators=SEPARATORS,
             keep_separator="end",
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
+            chunk_size=chunk_overlap,
+            chunk_overlap=0,
             strip_whitespace=True,
         )
+
+    def _unit_spans(self, raw: str, block_start: int, block_end: int) -> list[tuple[int, int]]:
+        block = raw[block_start:block_end]
+        spans, cursor = [], 0
+        for piece in self._units.split_text(block):
+            found = block.find(piece, cursor)
+            spans.append((block_start + found, block_start + found + len(piece)))
+            cursor = found + len(piece)
+        return spans
 
     def split(self, article: Article) -> list[Chunk]:
         chunks: list[Chunk] = []
         for block_start, block_end in article.blocks:
-            block = article.raw[block_start:block_end]
-            cursor = 0
-            for piece in self._splitter.split_text(block):
-                # Pieces come in order and overlap, so each starts after the previous piece's start.
-                found = block.find(piece, cursor)
-                if found < 0:
-                    found = block.find(piece)
-                start = block_start + found
-                chunks.append(
-                    Chunk(
-                        chunk_id=f"{article.id}#{len(chunks)}",
-                        article_id=article.id,
-                        start=start,
-                        end=start + len(piece),
-                        text=piece,
-                    )
-                )
-                cursor = found + 1
+            units = self._unit_spans(article.raw, block_start, block_end)
+            first = 0
+            while first < len(units):
+                last = first
+                while last + 1 < len(units) and units[last + 1][1] - units[first][0] <= self.chunk_size:
+                    last += 1
+                start, end = units[first][0], units[last][1]
+                chunks.append(Chunk(f"{article.id}#{len(chunks)}", article.id, start, end, article.raw[start:end]))
+                if last == len(units) - 1:
+                    break
+                first = last if last > first else last + 1
         return chunks

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     # Chunking (characters of raw text).
     chunk_size: int = Field(500, ge=100)
-    chunk_overlap: int = Field(100, ge=0)
+    chunk_overlap: int = Field(250, ge=1)  # at most this much text is repeated from one chunk into the next
 
     # Retrieval.
     top_k: int = Field(5, ge=1, le=50)
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)
-    abstain_threshold: float = 0.50
+    abstain_threshold: float = 0.775
     sentence_margin: float = 0.12
     lexical_weight: float = 0.15
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).

