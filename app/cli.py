@@ -29,6 +29,7 @@ def _fail(message: str) -> None:
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log what the service does")) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build step at DEBUG
 
 
 @app.command()
