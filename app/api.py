@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +26,9 @@ from app.service import RagService, SearchResult
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+MAX_HISTORY_TURNS = 20
+MAX_HISTORY_ANSWER_CHARS = 8000
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 class AskRequest(BaseModel):
@@ -32,6 +39,24 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, Arabic or English")
     lang: Literal["ar", "en"] | None = Field(None, description="answer language; detected from the question if unset")
     top_k: int | None = Field(None, ge=1, le=50, description="how many chunks to retrieve (default 5)")
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(max_length=MAX_QUESTION_CHARS, description="an earlier question of the thread")
+    answer: str = Field("", max_length=MAX_HISTORY_ANSWER_CHARS, description="the answer it got (may be trimmed)")
+
+
+class AskStreamRequest(AskRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"question": "And where was it signed?", "lang": "en",
+                      "history": [{"question": "Who signed the naval memorandum?", "answer": "…"}]}]})
+
+    history: list[Turn] | None = Field(
+        None, max_length=MAX_HISTORY_TURNS,
+        description="earlier turns of the thread, oldest first; a follow-up is retrieved together with the "
+                    "previous question")
 
 
 class SearchRequest(BaseModel):
@@ -116,6 +141,71 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         """Ranked chunks for a query (dense + BM25, fused), with both scores and ranks."""
         return await run_in_threadpool(service_of(request).search, body.query, body.top_k)
 
+    @app.post(
+        "/ask/stream",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": (
+                    "A text/event-stream of server-sent events, each `event: NAME` plus one line of JSON `data`:\n"
+                    "- `status` `{\"stage\": \"retrieving\" | \"answering\"}` as the work moves on;\n"
+                    "- `token` `{\"text\": ...}` answer text, to append in order (the extractive answerer sends "
+                    "the whole answer at once);\n"
+                    "- `answer`: the final `Answer` (as POST /ask returns it, with citations), last;\n"
+                    "- or `error` `{\"detail\": ..., \"status\": 502}` instead of `answer` when answering "
+                    "fails (502/504: the model provider failed or timed out).\n"
+                    "Invalid requests are answered before the stream starts, with a JSON 4xx like /ask."),
+                "content": {"text/event-stream": {"schema": {"type": "string"}, "example": (
+                    'event: status\ndata: {"stage": "retrieving"}\n\n'
+                    'event: status\ndata: {"stage": "answering"}\n\n'
+                    'event: token\ndata: {"text": "Here is what the sources say … [1]"}\n\n'
+                    'event: answer\ndata: {"answer": "…", "language": "en", "citations": [...], ...}\n\n')}},
+            },
+            **errors,
+        },
+    )
+    async def ask_stream(body: AskStreamRequest, request: Request) -> StreamingResponse:
+        """Like POST /ask, streamed as server-sent events, with optional `history` for follow-up questions."""
+        service = service_of(request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, dict] | None] = asyncio.Queue()
+
+        def on_stage(stage: str) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, ("status", {"stage": stage}))
+            except RuntimeError:  # the loop is gone (shutting down): nobody is listening
+                pass
+
+        def work() -> Answer:
+            return service.ask(body.question, body.lang, body.top_k, body.history, on_stage=on_stage)
+
+        async def run() -> None:
+            try:
+                answer = await run_in_threadpool(work)
+            except RagError as exc:
+                await queue.put(("error", {"detail": exc.message, "status": exc.status}))
+            except Exception:  # noqa: BLE001 - the stream has started: report, do not raise
+                log.exception("/ask/stream failed")
+                await queue.put(("error", {"detail": "internal error while answering", "status": 500}))
+            else:
+                await queue.put(("token", {"text": answer.answer}))
+                await queue.put(("answer", jsonable_encoder(answer)))
+            finally:
+                await queue.put(None)
+
+        async def events():
+            task = asyncio.create_task(run())
+            try:
+                while (item := await queue.get()) is not None:
+                    name, data = item
+                    yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            finally:
+                if not task.done():
+                    task.cancel()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.get("/articles", response_model=list[ArticleSummary])
     async def articles(request: Request) -> list[dict]:
         return [_summary(a) for a in service_of(request).corpus.articles.values()]
@@ -129,4 +219,10 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     async def health(request: Request) -> dict:
         return service_of(request).health()
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The chat page (static HTML/CSS/JS under app/static, no network at run time)."""
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -28,18 +28,20 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(16, ge=1)
 
     # Chunking (characters of raw text).
-    chunk_size: int = Field(500, ge=100)
-    chunk_overlap: int = Field(250, ge=1)  # at most this much text is repeated from one chunk into the next
+    chunk_size: int = Field(1000, ge=100)
+    chunk_overlap: int = Field(400, ge=1)  # at most this much text is repeated from one chunk into the next
 
     # Retrieval.
     top_k: int = Field(5, ge=1, le=50)
     rrf_k: int = Field(60, ge=1)
+    sentence_weight: float = Field(0.5, ge=0)  # RRF weight of the ranking by each chunk's best sentence
     candidates: int = Field(30, ge=5)
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)
     abstain_threshold: float = 0.775
     sentence_margin: float = 0.12
+    other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
     lexical_weight: float = 0.15
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).
     support_threshold: float = 0.82

@@ -50,6 +50,13 @@ class Index:
     def __post_init__(self) -> None:
         self.chunk_by_id = {chunk.chunk_id: i for i, chunk in enumerate(self.chunks)}
         self.vocabulary = self.bm25.vocab_dict
+        # Sentence vectors searched like chunk vectors; each sentence knows the chunks that hold it.
+        self.sentence_dense = faiss.IndexFlatIP(self.sentence_vectors.shape[1])
+        self.sentence_dense.add(np.ascontiguousarray(self.sentence_vectors, dtype=np.float32))
+        self.sentence_chunks: list[list[int]] = [[] for _ in self.sentences]
+        for chunk_index, members in enumerate(self.chunk_sentences):
+            for sentence_id in members:
+                self.sentence_chunks[sentence_id].append(chunk_index)
 
 
 def expected_manifest(settings: Settings, corpus: Corpus) -> dict:

@@ -25,6 +25,8 @@ class Hit(BaseModel):
     score: float  # fused RRF score
     dense_score: float | None = None
     dense_rank: int | None = None
+    sentence_score: float | None = None  # best sentence of the chunk, by dense similarity
+    sentence_rank: int | None = None
     bm25_score: float | None = None
     bm25_rank: int | None = None
 
@@ -41,8 +43,10 @@ class Retrieval:
 
 
 class HybridRetriever:
-    def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30):
+    def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
+                 sentence_weight: float = 0.5):
         self.index = index
+        self.sentence_weight = sentence_weight
         self.corpus = corpus
         self.embedder = embedder
         self.rrf_k = rrf_k
@@ -59,6 +63,7 @@ class HybridRetriever:
         depth = min(self.candidates, n_chunks)
         dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
         dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+        sentence = self._sentence_ranking(query_vector, depth)
         t2 = time.perf_counter()
         timings["dense_ms"] = (t2 - t1) * 1000
 
@@ -74,17 +79,35 @@ class HybridRetriever:
             lexical = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
         timings["bm25_ms"] = (time.perf_counter() - t2) * 1000
 
-        hits = self._fuse(dense, lexical, bm25_weight, k)
+        hits = self._fuse(dense, sentence, lexical, bm25_weight, k)
         timings["fuse_ms"] = (time.perf_counter() - t2) * 1000 - timings["bm25_ms"]
         return Retrieval(hits, query_vector, terms, bm25_weight, timings)
 
-    def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], bm25_weight: float,
-              k: int) -> list[Hit]:
+    def _sentence_ranking(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """Chunks ranked by their best-matching sentence: a chunk whose one sentence answers the question
+        can score low as a whole when the rest of it is about something else."""
+        n = min(depth * 4, self.index.sentence_dense.ntotal)
+        scores, ids = self.index.sentence_dense.search(query_vector[None, :], n)
+        best: dict[int, float] = {}
+        for sentence_id, score in zip(ids[0], scores[0]):
+            if sentence_id < 0:
+                continue
+            for chunk_index in self.index.sentence_chunks[sentence_id]:
+                if chunk_index not in best:
+                    best[chunk_index] = float(score)
+        return sorted(best.items(), key=lambda item: -item[1])[:depth]
+
+    def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
+              lexical: list[tuple[int, float]], bm25_weight: float, k: int) -> list[Hit]:
         fused: dict[int, dict] = {}
         for rank, (i, score) in enumerate(dense, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(dense_rank=rank, dense_score=score)
             entry["score"] += 1.0 / (self.rrf_k + rank)
+        for rank, (i, score) in enumerate(sentence, 1):
+            entry = fused.setdefault(i, {"score": 0.0})
+            entry.update(sentence_rank=rank, sentence_score=score)
+            entry["score"] += self.sentence_weight / (self.rrf_k + rank)
         for rank, (i, score) in enumerate(lexical, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(bm25_rank=rank, bm25_score=score)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -38,7 +40,7 @@ class RagService:
         self.index, self.index_status = load_or_build(settings, self.corpus, self.embedder, rebuild=rebuild,
                                                       progress=progress)
         self.retriever = HybridRetriever(self.index, self.corpus, self.embedder, rrf_k=settings.rrf_k,
-                                         candidates=settings.candidates)
+                                         candidates=settings.candidates, sentence_weight=settings.sentence_weight)
         self.answerer = answerer or self._default_answerer()
         self.startup_seconds = time.perf_counter() - started
         log.info("service ready in %.2f s (index %s, mode %s)", self.startup_seconds, self.index_status,
@@ -50,7 +52,8 @@ class RagService:
         return ExtractiveAnswerer(self.index, self.corpus, threshold=self.settings.abstain_threshold,
                                   margin=self.settings.sentence_margin,
                                   max_sentences=self.settings.answer_max_sentences,
-                                  lexical_weight=self.settings.lexical_weight)
+                                  lexical_weight=self.settings.lexical_weight,
+                                  other_article_margin=self.settings.other_article_margin)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
         _check_text(query, "query")
@@ -59,13 +62,28 @@ class RagService:
         timings = {**retrieval.timings_ms, "total_ms": (time.perf_counter() - started) * 1000}
         return SearchResult(query=query, hits=retrieval.hits, timings_ms=_rounded(timings))
 
-    def ask(self, question: str, lang: str | None = None, top_k: int | None = None) -> Answer:
+    def ask(self, question: str, lang: str | None = None, top_k: int | None = None,
+            history: Sequence[Mapping[str, Any] | Any] | None = None, *,
+            on_stage: Callable[[str], None] | None = None) -> Answer:
+        """Answer `question`. `history` lists earlier turns ({question, answer}, oldest first): a follow-up is
+        retrieved together with the previous question so "and where?" finds the passages the thread is about.
+        `on_stage` is told "retrieving" and then "answering" as the work moves on (for streaming clients)."""
         _check_text(question, "question")
         started = time.perf_counter()
         language = lang or detect_language(question)
-        retrieval = self.retriever.search(question, top_k or self.settings.top_k)
+        previous = previous_question(history)
+        query = f"{previous}\n{question}" if previous else question
+        if on_stage:
+            on_stage("retrieving")
+        retrieval = self.retriever.search(query, top_k or self.settings.top_k)
+        if on_stage:
+            on_stage("answering")
         t_answer = time.perf_counter()
-        answer = self.answerer.answer(question, language, retrieval)
+        asked = question
+        if previous and getattr(self.answerer, "mode", None) == "llm":
+            # The model sees only this turn; give it the question the follow-up refers to.
+            asked = f"(Earlier question: {previous})\nFollow-up question: {question}"
+        answer = self.answerer.answer(asked, language, retrieval)
         answer.timings_ms = _rounded({
             **retrieval.timings_ms,
             "answer_ms": (time.perf_counter() - t_answer) * 1000,
@@ -86,6 +104,15 @@ class RagService:
             "counts": self.index.manifest["counts"],
             "built_at": self.index.manifest.get("built_at"),
         }
+
+
+def previous_question(history: Sequence[Mapping[str, Any] | Any] | None) -> str | None:
+    """The latest non-empty question among earlier turns (dicts or objects with a `question`), if any."""
+    for turn in reversed(list(history or [])):
+        text = turn.get("question") if isinstance(turn, Mapping) else getattr(turn, "question", None)
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+    return None
 
 
 def _check_text(text: str, name: str) -> None:

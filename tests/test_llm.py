@@ -36,7 +36,7 @@ def _ask(service, answerer, question):
 
 
 def test_llm_answer_cites_the_passages_it_names(service, llm_service):
-    question = "What did the Kremlin spokesman say about cooperation with Iran?"
+    question = "What did Kremlin spokesman Dmitry Peskov tell CNBC about cooperation with Iran?"
     retrieval = service.retriever.search(question, 5)
     peskov_rank = next(h.rank for h in retrieval.hits if "بيسكوف" in h.text)
     reply = f"Peskov said Russia is developing cooperation with Iran in many areas [{peskov_rank}]. It invented a fact [42]."

@@ -34,6 +34,14 @@ _MONTHS = (
 _TIME = re.compile(r"\d|(^|\s)[وبفل]?(" + _MONTHS + r")(\s|$)")
 
 
+# Questions that ask what several sources say ("what do the articles say", "بحسب المقالات").
+_ACROSS = re.compile(r"\b(articles|sources|reports|reporting|coverage|outlets)\b|(^|\s)[وب]?(المقالات|المصادر|التقارير)")
+
+
+def asks_across_sources(question: str) -> bool:
+    return bool(_ACROSS.search(normalize(question)))
+
+
 def answer_type(question: str) -> str | None:
     text = normalize(question)
     if _TIME_Q.search(text):

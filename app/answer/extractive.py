@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from app.answer.evidence import Evidence, EvidenceScorer, answer_type, has_answer_type
+from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
 from app.answer.models import ABSTENTION, Answer, Citation
 from app.corpus import Article, Corpus
 from app.index import Index
 from app.retrieval import Retrieval
+from app.text.arabic import detect_language
+
+CORPUS_LANGUAGE = "ar"
 
 INTRO = {
     "ar": "هذا ما تقوله المصادر:",
@@ -34,26 +37,37 @@ class ExtractiveAnswerer:
     mode = "extractive"
 
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
-                 lexical_weight: float = 0.15):
+                 lexical_weight: float = 0.15, other_article_margin: float = 0.02):
         self.index = index
         self.corpus = corpus
         self.scorer = EvidenceScorer(index, corpus, lexical_weight)
         self.threshold = threshold
         self.margin = margin
         self.max_sentences = max_sentences
+        self.other_article_margin = other_article_margin
 
     def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""
         evidence = self.scorer.score(retrieval)
         kind = answer_type(question)
         evidence = [e for e in evidence if has_answer_type(e.text, kind, question)]
+        if detect_language(question) == CORPUS_LANGUAGE:
+            # The question is written in the articles' language: a sentence sharing none of its terms is
+            # not evidence for it, however close its embedding.
+            evidence = [e for e in evidence if e.lexical > 0]
         if not evidence or evidence[0].score < self.threshold:
             return []
         best = evidence[0].score
+        across = asks_across_sources(question)
         chosen: list[Evidence] = []
         for candidate in evidence:
             if candidate.score < best - self.margin or len(chosen) == self.max_sentences:
                 break
+            # A question about one fact is answered by the article that holds it; another article's
+            # sentence joins only when it scores as well, or when the question asks across the sources.
+            new_article = all(candidate.article_id != c.article_id for c in chosen)
+            if chosen and new_article and not across and candidate.score < best - self.other_article_margin:
+                continue
             chosen.append(candidate)
         return chosen
 
