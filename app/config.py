@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     sentence_margin: float = 0.12
     other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
     lexical_weight: float = 0.15
+    rank_penalty: float = 0.005  # evidence score lost per rank of the chunk a sentence comes from
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).
     support_threshold: float = 0.82
 

@@ -12,6 +12,7 @@ from app.corpus import Corpus
 from app.embeddings import Embedder
 from app.index import Index
 from app.text.arabic import tokenize
+from app.text.names import NameChecker
 
 
 class Hit(BaseModel):
@@ -44,8 +45,9 @@ class Retrieval:
 
 class HybridRetriever:
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
-                 sentence_weight: float = 0.5):
+                 sentence_weight: float = 0.5, names: NameChecker | None = None):
         self.index = index
+        self.names = names
         self.sentence_weight = sentence_weight
         self.corpus = corpus
         self.embedder = embedder
@@ -68,6 +70,9 @@ class HybridRetriever:
         timings["dense_ms"] = (t2 - t1) * 1000
 
         terms = tokenize(query)
+        if self.names is not None:
+            # Names in a Latin-script question, spelled as the Arabic articles spell them (Peskov → بيسكوف).
+            terms += [t for t in tokenize(" ".join(self.names.arabic_spellings(query))) if t not in terms]
         known = [t for t in terms if t in self.index.vocabulary]
         # BM25 only speaks where the query's words exist in the corpus: an English question over Arabic
         # articles matches almost nothing, and fusing its noise would push good dense hits down.

@@ -19,6 +19,7 @@ from app.errors import RagError
 from app.index import Index, load_or_build
 from app.retrieval import Hit, HybridRetriever
 from app.text.arabic import detect_language
+from app.text.names import NameChecker
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ class RagService:
         self.index: Index
         self.index, self.index_status = load_or_build(settings, self.corpus, self.embedder, rebuild=rebuild,
                                                       progress=progress)
+        self.names = NameChecker.from_corpus(self.corpus)
         self.retriever = HybridRetriever(self.index, self.corpus, self.embedder, rrf_k=settings.rrf_k,
-                                         candidates=settings.candidates, sentence_weight=settings.sentence_weight)
+                                         candidates=settings.candidates, sentence_weight=settings.sentence_weight,
+                                         names=self.names)
         self.answerer = answerer or self._default_answerer()
         self.startup_seconds = time.perf_counter() - started
         log.info("service ready in %.2f s (index %s, mode %s)", self.startup_seconds, self.index_status,
@@ -53,7 +56,8 @@ class RagService:
                                   margin=self.settings.sentence_margin,
                                   max_sentences=self.settings.answer_max_sentences,
                                   lexical_weight=self.settings.lexical_weight,
-                                  other_article_margin=self.settings.other_article_margin)
+                                  other_article_margin=self.settings.other_article_margin,
+                                  rank_penalty=self.settings.rank_penalty, names=self.names)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
         _check_text(query, "query")

@@ -85,10 +85,13 @@ class Evidence:
 class EvidenceScorer:
     """Ranks every sentence inside the retrieved chunks. Lexical evidence is IDF-weighted term overlap."""
 
-    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15):
+    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15, rank_penalty: float = 0.0):
         self.index = index
         self.corpus = corpus
         self.lexical_weight = lexical_weight
+        # Sentences of lower-ranked chunks lose a little: the chunk ranking weighs the whole passage
+        # (and BM25), which a lone sentence's similarity does not see.
+        self.rank_penalty = rank_penalty
 
     @cached_property
     def _idf(self) -> np.ndarray:
@@ -140,7 +143,8 @@ class EvidenceScorer:
                     text=text,
                     semantic=float(sem),
                     lexical=lexical,
-                    score=float(sem) + self.lexical_weight * lexical * retrieval.bm25_weight,
+                    score=float(sem) + self.lexical_weight * lexical * retrieval.bm25_weight
+                    - self.rank_penalty * (rank - 1),
                 )
             )
         out.sort(key=lambda e: -e.score)

@@ -8,6 +8,7 @@ from app.corpus import Article, Corpus
 from app.index import Index
 from app.retrieval import Retrieval
 from app.text.arabic import detect_language
+from app.text.names import NameChecker
 
 CORPUS_LANGUAGE = "ar"
 
@@ -37,17 +38,21 @@ class ExtractiveAnswerer:
     mode = "extractive"
 
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
-                 lexical_weight: float = 0.15, other_article_margin: float = 0.02):
+                 lexical_weight: float = 0.15, other_article_margin: float = 0.02, rank_penalty: float = 0.0,
+                 names: NameChecker | None = None):
         self.index = index
         self.corpus = corpus
-        self.scorer = EvidenceScorer(index, corpus, lexical_weight)
+        self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty)
         self.threshold = threshold
         self.margin = margin
         self.max_sentences = max_sentences
         self.other_article_margin = other_article_margin
+        self.names = names
 
     def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""
+        if self.names is not None and self.names.unknown_names(question):
+            return []  # it asks about someone or something no article mentions
         evidence = self.scorer.score(retrieval)
         kind = answer_type(question)
         evidence = [e for e in evidence if has_answer_type(e.text, kind, question)]

@@ -1,0 +1,128 @@
+"""Cross-script name check: does a name in an English question appear, transliterated, anywhere in the articles?
+
+Arabic writes consonants and long vowels, so a Latin name and its Arabic spelling share a consonant skeleton
+(Peskov → بيسكوف → BSKF, Chabahar → تشابهار → TXBHR). A rare capitalised word of an English question
+whose skeleton matches no word (or pair of adjacent words) of the corpus names someone or something the
+articles never mention: the question cannot be answered from them.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from app.corpus import Corpus
+from app.text.arabic import normalize
+
+# Arabic letters by consonant class; alef, waw, yaa, hamza and ain carry vowels or nothing in transliteration.
+_ARABIC = {
+    "ب": "B", "ت": "T", "ط": "T", "ث": "S", "ج": "J", "ح": "H", "ه": "H", "خ": "K", "د": "D", "ض": "D",
+    "ذ": "Z", "ر": "R", "ز": "Z", "ظ": "Z", "س": "S", "ص": "S", "ش": "X", "غ": "G", "ف": "F", "ق": "K",
+    "ك": "K", "ل": "L", "م": "M", "ن": "N",
+}
+_LATIN_DIGRAPHS = [("kh", "K"), ("gh", "G"), ("sh", "X"), ("ch", "X"), ("th", "S"), ("ph", "F"), ("dh", "Z"),
+                   ("zh", "J"), ("ck", "K"), ("qu", "K")]
+_LATIN = {"b": "B", "p": "B", "t": "T", "j": "J", "h": "H", "d": "D", "r": "R", "z": "Z", "s": "S", "c": "K",
+          "f": "F", "v": "F", "k": "K", "q": "K", "g": "G", "l": "L", "m": "M", "n": "N", "x": "KS"}
+# Letters transliterated more than one way (g: غ/ج/ق; ch: تش; t/s and z/s swap across conventions).
+_VARIANTS = [("G", "J"), ("G", "K"), ("X", "TX"), ("X", "S"), ("K", "G"), ("S", "T"), ("T", "S"), ("Z", "S")]
+_PREFIXES = ("وال", "بال", "لل", "ال", "و", "ب", "ل")
+_MIN_SKELETON = 3  # shorter skeletons match too many words to mean anything
+_NAME_ZIPF = 3.7  # below this English word frequency a capitalised word is taken for a name
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+
+
+def arabic_skeleton(word: str) -> str:
+    return "".join(_ARABIC.get(ch, "") for ch in normalize(word))
+
+
+def latin_skeletons(word: str) -> set[str]:
+    """The skeletons an Arabic spelling of this Latin word may have."""
+    word = re.sub(r"['’]s$", "", word.lower())
+    out, i = "", 0
+    while i < len(word):
+        for digraph, letter in _LATIN_DIGRAPHS:
+            if word.startswith(digraph, i):
+                out += letter
+                i += len(digraph)
+                break
+        else:
+            out += _LATIN.get(word[i], "")
+            i += 1
+    out = re.sub(r"(.)\1+", r"\1", out)
+    skeletons = {out}
+    for old, new in _VARIANTS:
+        skeletons |= {s.replace(old, new) for s in skeletons}
+    skeletons |= {s.replace("H", "") for s in skeletons}
+    if word.endswith("an"):  # Iranian → إيراني: the adjective drops the n
+        skeletons |= {s[:-1] for s in skeletons}
+    return {s for s in skeletons if len(s) >= _MIN_SKELETON}
+
+
+@lru_cache(maxsize=1)
+def _zipf():
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency
+
+
+def is_name_like(word: str) -> bool:
+    """Capitalised, not an acronym, and rare as an English word."""
+    if not word[0].isupper() or word.isupper():
+        return False
+    return _zipf()(re.sub(r"['’]s$", "", word).lower(), "en") < _NAME_ZIPF
+
+
+class NameChecker:
+    def __init__(self, skeletons: dict[str, set[str]], latin_words: set[str]):
+        self.skeletons = skeletons  # skeleton -> the corpus words (or word pairs) that have it
+        self.latin_words = latin_words
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus) -> "NameChecker":
+        skeletons: dict[str, set[str]] = {}
+        latin: set[str] = set()
+
+        def add(skeleton: str, words: str) -> None:
+            if len(skeleton) >= _MIN_SKELETON:
+                skeletons.setdefault(skeleton, set()).add(words)
+
+        for article in corpus.articles.values():
+            for start, end in article.blocks:
+                text = normalize(article.raw[start:end])
+                latin.update(re.findall(r"[a-z]+", text))
+                words = re.findall("[\u0621-\u064a]+", text)
+                plain = [arabic_skeleton(w) for w in words]
+                for i, word in enumerate(words):
+                    add(plain[i], word)
+                    for prefix in _PREFIXES:
+                        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+                            add(arabic_skeleton(word[len(prefix):]), word)
+                            break
+                    if i + 1 < len(words):  # names written as two words: جيمس تاون
+                        add(plain[i] + plain[i + 1], f"{word} {words[i + 1]}")
+        _zipf()  # load the frequency list now rather than on the first question
+        return cls(skeletons, latin)
+
+    def unknown_names(self, question: str) -> list[str]:
+        """Name-like words of a Latin-script question that no article mentions in any spelling."""
+        unknown = []
+        for word in _WORD.findall(question):
+            if not is_name_like(word) or re.sub(r"['’]s$", "", word).lower() in self.latin_words:
+                continue
+            skeletons = latin_skeletons(word)
+            if skeletons and not any(s in self.skeletons for s in skeletons):
+                unknown.append(word)
+        return unknown
+
+    def arabic_spellings(self, question: str, max_spellings: int = 3) -> list[str]:
+        """Corpus words that spell the names of a Latin-script question: a lexical bridge for retrieval.
+        A skeleton shared by many different words says little, so such names are left out."""
+        found: list[str] = []
+        for word in _WORD.findall(question):
+            if not is_name_like(word):
+                continue
+            spellings = set().union(*(self.skeletons.get(s, set()) for s in latin_skeletons(word)))
+            if 0 < len(spellings) <= max_spellings:
+                found.extend(sorted(spellings))
+        return found

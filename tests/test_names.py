@@ -1,0 +1,52 @@
+"""The cross-script name check behind abstaining on English questions about people the articles never mention."""
+
+import pytest
+
+from app.text.names import arabic_skeleton, is_name_like, latin_skeletons
+
+
+@pytest.fixture(scope="module")
+def names(service):
+    return service.answerer.names
+
+
+@pytest.mark.parametrize("latin, arabic", [("Peskov", "بيسكوف"), ("Chabahar", "تشابهار"),
+                                           ("Kommersant", "كوميرسانت"), ("Baklanov", "باكلانوف"),
+                                           ("Khamenei", "خامنئي"), ("Pukhov", "بوخوف")])
+def test_latin_and_arabic_spellings_share_a_skeleton(latin, arabic):
+    stripped = arabic[2:] if arabic.startswith("ال") else arabic
+    assert arabic_skeleton(stripped) in latin_skeletons(latin)
+
+
+def test_only_rare_capitalised_words_count_as_names():
+    assert is_name_like("Khamenei") and is_name_like("Peskov's")
+    assert not is_name_like("Supreme") and not is_name_like("Foreign") and not is_name_like("Washington")
+    assert not is_name_like("CNBC")  # acronyms are matched as written, not transliterated
+    assert not is_name_like("peskov")
+
+
+def test_names_the_articles_mention_are_known(names):
+    assert names.unknown_names("What did Kremlin spokesman Dmitry Peskov tell CNBC?") == []
+    assert names.unknown_names("In which newspaper did Andrei Baklanov speak?") == []
+    assert names.unknown_names("What happened at the Jamestown Foundation about the Caucasus?") == []
+
+
+def test_names_no_article_mentions_are_reported(names):
+    assert names.unknown_names("What did Iran's Supreme Leader Ali Khamenei say?") == ["Khamenei"]
+    assert names.unknown_names("How did Erdogan react to the drone deliveries?") == ["Erdogan"]
+
+
+def test_english_question_about_an_unknown_person_abstains(service):
+    answer = service.ask("What did Erdogan say about the Russian-Iranian naval memorandum?")
+    assert answer.abstained and answer.citations == []
+    known = service.ask("What did Peskov tell CNBC about cooperation with Iran?")
+    assert not known.abstained and known.citations[0].article_id == "003_80e451bcdcbcdac5"
+
+
+def test_names_bridge_english_questions_to_arabic_bm25_terms(service, names):
+    assert "بيسكوف" in names.arabic_spellings("What did Dmitry Peskov say?")
+    assert "جيمس تاون" in names.arabic_spellings("What does the Jamestown analysis say?")
+    retrieval = service.retriever.search("What did Baklanov tell the Russian newspaper?", 5)
+    assert retrieval.bm25_weight > 0
+    top = retrieval.hits[0]
+    assert "باكلانوف" in top.text and top.bm25_rank == 1
