@@ -69,9 +69,12 @@ class ExtractiveAnswerer:
             if candidate.score < best - self.margin or len(chosen) == self.max_sentences:
                 break
             # A question about one fact is answered by the article that holds it; another article's
-            # sentence joins only when it scores as well, or when the question asks across the sources.
+            # sentence joins only when it scores as well, when its chunk is among the top two retrieved
+            # (retrieval weighs the whole passage, which one sentence's score does not), or when the
+            # question asks across the sources.
             new_article = all(candidate.article_id != c.article_id for c in chosen)
-            if chosen and new_article and not across and candidate.score < best - self.other_article_margin:
+            close = candidate.score >= best - self.other_article_margin or candidate.hit_rank <= 2
+            if chosen and new_article and not across and not close:
                 continue
             chosen.append(candidate)
         return chosen

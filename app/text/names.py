@@ -101,7 +101,7 @@ class NameChecker:
                             break
                     if i + 1 < len(words):  # names written as two words: جيمس تاون
                         add(plain[i] + plain[i + 1], f"{word} {words[i + 1]}")
-        _zipf()  # load the frequency list now rather than on the first question
+        _zipf()("the", "en")  # load the frequency list now rather than on the first question
         return cls(skeletons, latin)
 
     def unknown_names(self, question: str) -> list[str]:
