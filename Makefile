@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test install index eval bench clean
+.PHONY: run test install index eval eval-llm llm bench bench-scale soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,25 @@ test: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m app.eval eval/dev.jsonl --out eval/runs/latest
+
+# Generative mode, measured for real: fetch + serve the local model (optional `llm` extra), then evaluate through
+# litellm against its OpenAI-compatible endpoint. Not part of `make test`.
+LLM_PORT ?= 8089
+llm: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[llm]'
+	scripts/fetch_llm.sh
+
+eval-llm: llm
+	scripts/eval_llm.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m app.bench --out bench/results/bench.json
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m app.bench --scale 1m --out bench/results/scale-1m.json
+
+soak: $(STAMP)
+	$(BIN)/python -m app.soak --duration 60 --concurrency 16 --out bench/results/soak.json
 
 clean:
 	rm -rf $(VENV) index/build-* index/CURRENT

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hmac
 import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.answer.models import Answer
 from app.config import Settings, get_settings
 from app.corpus import ArticleMeta
 from app.errors import RagError
-from app.service import RagService, SearchResult
+from app.ingest import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, prepare
+from app.service import RagService, SearchResult, UpdateResult
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +37,24 @@ MAX_HISTORY_ANSWER_CHARS = 8000
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+def _valid_unicode(value: str) -> str:
+    """JSON may carry lone surrogates ("\\ud800"), which are not text: refuse them before anything uses them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text (it holds lone surrogate code points)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"question": "من أين تأتي المسيرات التي تستخدمها روسيا؟"},
                      {"question": "Who signed the naval memorandum, and where?", "lang": "en", "top_k": 5}]})
 
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, Arabic or English")
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question, Arabic or English")
     lang: Literal["ar", "en"] | None = Field(None, description="answer language; detected from the question if unset")
     top_k: int | None = Field(None, ge=1, le=50, description="how many chunks to retrieve (default 5)")
 
@@ -44,8 +62,8 @@ class AskRequest(BaseModel):
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(max_length=MAX_QUESTION_CHARS, description="an earlier question of the thread")
-    answer: str = Field("", max_length=MAX_HISTORY_ANSWER_CHARS, description="the answer it got (may be trimmed)")
+    question: Text = Field(max_length=MAX_QUESTION_CHARS, description="an earlier question of the thread")
+    answer: Text = Field("", max_length=MAX_HISTORY_ANSWER_CHARS, description="the answer it got (may be trimmed)")
 
 
 class AskStreamRequest(AskRequest):
@@ -62,7 +80,7 @@ class AskStreamRequest(AskRequest):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    query: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(None, ge=1, le=50)
 
 
@@ -82,6 +100,99 @@ class ArticleDetail(ArticleSummary):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class ArticleIn(BaseModel):
+    """A document to add. `content` is the document itself: plain text, Markdown or HTML (see `format`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"content": "قالت وزارة الخارجية إن الوفد سيصل غداً إلى طهران لبحث الاتفاق.", "title": "وفد إلى طهران",
+         "source": "وكالة مثال", "date": "2026-11-20", "language": "ar"},
+        {"content": "<html><body><article><h1>…</h1><p>…</p></article></body></html>", "format": "html",
+         "url": "https://example.org/news/1"}]})
+
+    content: str = Field(min_length=1, description="the document: plain text, Markdown or HTML (main text is "
+                                                   "extracted; scripts, styles and page furniture are dropped)")
+    format: Literal["txt", "md", "html"] = Field("txt", description="how to read `content`")
+    title: str | None = Field(None, max_length=MAX_TITLE_CHARS, description="default: the page's title or "
+                                                                           "first heading, else the first line")
+    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS, description="the outlet that published it")
+    url: str | None = Field(None, max_length=MAX_URL_CHARS, description="absolute http(s) URL of the original")
+    date: dt.date | None = Field(None, description="publication date, YYYY-MM-DD")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                 description="language code of the article (default: detected, ar or en)")
+
+
+class ArticleChange(BaseModel):
+    status: Literal["added", "duplicate", "removed"]
+    id: str = Field(description="the article's id (for a duplicate: the article already holding this text)")
+    title: str
+    chars: int = Field(description="characters of stored text")
+    message: str
+    duplicate_of: str | None = None
+    build: str | None = Field(None, description="the index build now live (null when nothing changed)")
+    counts: dict | None = Field(None, description="articles, chunks and sentences now indexed")
+    seconds: float
+
+
+class BodyLimit:
+    """413 for request bodies over the limit: at once when Content-Length says so, and for bodies sent without
+    one (chunked) by reading at most limit + 1 bytes before the route sees anything."""
+
+    def __init__(self, app: ASGIApp, default: int, per_route: dict[tuple[str, str], int]):
+        self.app = app
+        self.default = default
+        self.per_route = per_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.per_route.get((scope["method"], scope["path"].rstrip("/") or "/"), self.default)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                await self._reject(scope, receive, send, limit)
+                return
+            await self.app(scope, receive, send)  # the server holds the body to its Content-Length
+            return
+        body = bytearray()
+        first: list[Message] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                first.append(message)
+                break
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await self._reject(scope, receive, send, limit)
+                return
+            if not message.get("more_body", False):
+                first.append({"type": "http.request", "body": bytes(body), "more_body": False})
+                break
+
+        async def replay() -> Message:
+            return first.pop(0) if first else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _reject(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413,
+                                headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _printable(value):
+    """`value` with every string made encodable: errors echo the client's input, which may hold lone surrogates."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _summary(article) -> dict:
@@ -108,12 +219,27 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     app.state.service = service
     errors = {422: {"model": ErrorBody}}
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes,
+                       per_route={("POST", "/articles"): settings.max_upload_bytes})
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:  # closed unless configured: no CORS headers, so browsers keep other origins out
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], allow_credentials=False, max_age=600)
+    if settings.api_key and len(settings.api_key) < 16:
+        log.warning("RAG_API_KEY is shorter than 16 characters: use a long random key (e.g. openssl rand -hex 32)")
+
+    bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY; write endpoints only")
+
+    async def require_writer(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        """Write endpoints: 403 when the server has no RAG_API_KEY, 401 unless the bearer token equals it."""
+        key = settings.api_key
+        if not key:
+            raise HTTPException(403, "write endpoints are disabled on this server: set RAG_API_KEY to enable them "
+                                     "and send the key as `Authorization: Bearer <key>`")
+        supplied = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(supplied.encode("utf-8"), key.encode("utf-8")):
+            raise HTTPException(401, "missing or wrong API key: send `Authorization: Bearer <RAG_API_KEY>`",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError):
@@ -125,7 +251,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         for error in exc.errors():
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
             messages.append(f"{where}: {error.get('msg')}")
-        return JSONResponse({"detail": "; ".join(messages), "errors": jsonable_encoder(exc.errors())},
+        return JSONResponse(_printable({"detail": "; ".join(messages), "errors": jsonable_encoder(exc.errors())}),
                             status_code=422)
 
     def service_of(request: Request) -> RagService:
@@ -215,9 +341,54 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         found = service_of(request).article(article_id)
         return {**_summary(found), "meta": found.meta, "text": found.raw, "body": list(found.blocks)}
 
+    write_errors = {401: {"model": ErrorBody, "description": "missing or wrong API key"},
+                    403: {"model": ErrorBody, "description": "writes are disabled: RAG_API_KEY is not set"},
+                    503: {"model": ErrorBody, "description": "another update held the lock too long"}}
+
+    @app.post(
+        "/articles", status_code=201, response_model=ArticleChange, dependencies=[Depends(require_writer)],
+        responses={200: {"model": ArticleChange, "description": "the same text is already indexed: nothing changed"},
+                   **write_errors, 413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": ArticleIn.model_json_schema()}}}},
+    )
+    async def add_article(request: Request, response: Response) -> ArticleChange:
+        """Add one article (text, Markdown or HTML) to the corpus and the index, embedding only its new passages.
+        Needs `Authorization: Bearer <RAG_API_KEY>`. The same text again is a no-op (200, `status: duplicate`)."""
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise HTTPException(415, f"send the article as JSON (Content-Type: application/json), not {content_type}")
+        try:  # parsed here, after the key check, so anonymous callers learn nothing about the body
+            body = ArticleIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_input=False, include_context=False))
+        new = await run_in_threadpool(prepare, body.content, body.format, settings, title=body.title,
+                                      source=body.source, url=body.url, date=body.date, language=body.language)
+        result: UpdateResult = await run_in_threadpool(service_of(request).add_articles, [new])
+        outcome = result.outcomes[0]
+        if outcome.status == "duplicate":
+            response.status_code = 200
+        return ArticleChange(status=outcome.status, id=outcome.id, title=outcome.title, chars=outcome.chars,
+                             message=outcome.message, duplicate_of=outcome.duplicate_of, build=result.build,
+                             counts=result.counts, seconds=result.seconds)
+
+    @app.delete("/articles/{article_id}", response_model=ArticleChange, dependencies=[Depends(require_writer)],
+                responses={**write_errors, 404: {"model": ErrorBody},
+                           409: {"model": ErrorBody, "description": "it is the last article"}})
+    async def remove_article(article_id: str, request: Request) -> ArticleChange:
+        """Take an article out of the corpus folder and the index. Needs `Authorization: Bearer <RAG_API_KEY>`."""
+        result: UpdateResult = await run_in_threadpool(service_of(request).remove_article, article_id)
+        outcome = result.outcomes[0]
+        return ArticleChange(status="removed", id=outcome.id, title=outcome.title, chars=outcome.chars,
+                             message=outcome.message, build=result.build, counts=result.counts,
+                             seconds=result.seconds)
+
     @app.get("/health")
     async def health(request: Request) -> dict:
-        return service_of(request).health()
+        """Status, counts, the live build, what start-up recovery did (`recovery`, null when nothing) and whether
+        the write endpoints are enabled."""
+        writes = "enabled" if settings.api_key else "disabled (set RAG_API_KEY to enable POST/DELETE /articles)"
+        return {**service_of(request).health(), "writes": writes}
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

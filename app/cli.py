@@ -1,4 +1,4 @@
-"""The `rag` command: index, ask, search, serve — the same service the API uses."""
+"""The `rag` command: index, add, remove, list, ask, search, serve — the same service the API uses."""
 
 from __future__ import annotations
 
@@ -40,6 +40,78 @@ def index(rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if
     typer.echo(f"index {service.index_status}: {manifest['counts']} "
                f"(embedder {manifest['embedder']['model']}, built {manifest['built_at']} "
                f"in {manifest['build_seconds']} s)")
+
+
+@app.command()
+def add(
+    paths: list[str] = typer.Argument(..., help="files (.txt, .md, .html) or folders (searched recursively)"),
+    title: Optional[str] = typer.Option(None, "--title", help="article title (one file only)"),
+    source: Optional[str] = typer.Option(None, "--source", help="the outlet that published it (one file only)"),
+    url: Optional[str] = typer.Option(None, "--url", help="URL of the original (one file only)"),
+    date: Optional[str] = typer.Option(None, "--date", help="publication date YYYY-MM-DD (one file only)"),
+    language: Optional[str] = typer.Option(None, "--language", help="language code, e.g. ar (default: detected)"),
+) -> None:
+    """Add articles to the corpus and the index in one crash-safe update (only new passages are embedded).
+
+    Exit status 0 when every file was added or already present, 1 when some were skipped (the rest are added)."""
+    from pathlib import Path
+
+    from app.errors import RagError
+    from app.ingest import IngestError, collect_files, read_file
+
+    settings = get_settings()
+    if (title or source or url or date) and (len(paths) != 1 or Path(paths[0]).is_dir()):
+        _fail("--title, --source, --url and --date describe one article: give exactly one file")
+    files, notes = collect_files([Path(p) for p in paths])
+    meta = {"title": title, "source": source, "url": url, "date": date, "language": language}
+    prepared, skipped = [], list(notes)
+    for path in files:
+        try:
+            prepared.append(read_file(path, settings, **meta))
+        except IngestError as exc:
+            skipped.append(exc.message)
+    for message in skipped:
+        typer.secho(f"skipped {message}", fg=typer.colors.YELLOW, err=True)
+    if not prepared:
+        _fail("nothing to add" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    try:
+        result = _service().add_articles(prepared)
+    except RagError as exc:
+        _fail(exc.message)
+    for outcome in result.outcomes:
+        if outcome.status == "added":
+            typer.echo(f"added {outcome.id}: {outcome.title} ({outcome.chars} chars) from {outcome.origin}")
+        else:
+            typer.echo(f"duplicate {outcome.origin}: {outcome.message}")
+    if result.added:
+        typer.echo(f"index {result.build}: {result.counts}, embedded {result.embedded_passages} passages "
+                   f"in {result.seconds:.1f} s")
+    else:
+        typer.echo("nothing changed")
+    if skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+def remove(article_id: str = typer.Argument(..., help="the article id (see GET /articles or rag list)")) -> None:
+    """Take one article out of the corpus folder and the index."""
+    from app.errors import RagError
+
+    try:
+        result = _service().remove_article(article_id)
+    except RagError as exc:
+        _fail(exc.message)
+    outcome = result.outcomes[0]
+    typer.echo(f"removed {outcome.id}: {outcome.title}")
+    typer.echo(f"index {result.build}: {result.counts}")
+
+
+@app.command("list")
+def list_() -> None:
+    """List the articles: id, characters, date, title."""
+    service = _service()
+    for article in service.corpus.articles.values():
+        typer.echo(f"{article.id}\t{len(article.raw)}\t{article.meta.date or '-'}\t{article.title}")
 
 
 @app.command()

@@ -54,11 +54,26 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, gt=0)
     llm_temperature: float = 0.0
     llm_max_tokens: int = Field(600, ge=16)
+    # "passages": the model cites numbered chunks; "evidence": the app picks the sentences, the model phrases them.
+    llm_strategy: Literal["passages", "evidence"] = "evidence"
 
     # Serving.
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    # Ingestion and write access (`rag add` / `rag remove`, POST /articles, DELETE /articles/{id}).
+    # Bearer key the write endpoints require (`Authorization: Bearer <key>`); unset or empty = they answer 403.
+    api_key: str | None = Field(None, repr=False)
+    # Comma-separated origins allowed to call the API from a browser ("https://a.example,https://b.example");
+    # empty = no CORS headers at all (same-origin only).
+    cors_origins: str = ""
+    # Largest article kept, in characters of extracted text (embedding time grows with it: ~1 s per 1000 chars).
+    max_article_chars: int = Field(50_000, ge=1000)
+    # Largest POST /articles request body and largest file `rag add` reads (raw HTML is bigger than its text).
+    max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    # Seconds an update waits for another update (the index/.lock file lock) before giving up with 503.
+    lock_timeout: float = Field(300.0, gt=0)
 
 
 @lru_cache

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +19,15 @@ from app.text.clean import body_blocks
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "articles.json"
+# Ids the write path accepts (they name files): letters, digits, "_", "-", "."; not starting with a dot.
+ARTICLE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def content_hash(text: str) -> str:
+    """The deduplication key of an article: sha256 of its text with Unicode composed (NFC) and every run of
+    whitespace made one space, so the same article with other line breaks or spacing is the same article."""
+    canonical = " ".join(unicodedata.normalize("NFC", text).split())
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class ArticleMeta(BaseModel):
@@ -55,6 +67,10 @@ class Article:
     def sha256(self) -> str:
         return hashlib.sha256(self.raw.encode("utf-8")).hexdigest()
 
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.raw)
+
 
 def _first_line(raw: str, blocks: tuple[tuple[int, int], ...]) -> str:
     if not blocks:
@@ -80,7 +96,22 @@ class Corpus:
         except KeyError:
             raise CorpusError(f"unknown article id {article_id!r}", status=404) from None
 
-    @property
+    @cached_property
+    def by_content_hash(self) -> dict[str, str]:
+        """content hash -> article id (the first id, in id order, when two files hold the same text)."""
+        out: dict[str, str] = {}
+        for article_id in sorted(self.articles):
+            out.setdefault(self.articles[article_id].content_hash, article_id)
+        return out
+
+    def with_changes(self, added: dict[str, Article] | None = None, removed: set[str] | frozenset = frozenset()
+                     ) -> "Corpus":
+        """A new corpus: this one without `removed`, plus `added` (ids kept in sorted order, as load_corpus reads)."""
+        articles = {k: v for k, v in self.articles.items() if k not in removed}
+        articles.update(added or {})
+        return Corpus({k: articles[k] for k in sorted(articles)})
+
+    @cached_property
     def fingerprint(self) -> str:
         """Changes whenever any article's text or metadata changes."""
         digest = hashlib.sha256()
@@ -116,10 +147,27 @@ def load_corpus(folder: Path) -> Corpus:
 
 
 def _read_metadata(path: Path) -> dict[str, ArticleMeta]:
+    try:
+        data = read_metadata_json(path)
+        return {article_id: ArticleMeta.model_validate(value) for article_id, value in data.items()}
+    except (ValidationError, AttributeError) as exc:
+        raise CorpusError(f"{path} is not valid article metadata: {exc}") from exc
+
+
+def read_metadata_json(path: Path) -> dict:
+    """articles.json as plain JSON (id -> metadata object); {} when the file does not exist."""
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {article_id: ArticleMeta.model_validate(value) for article_id, value in data.items()}
-    except (json.JSONDecodeError, ValidationError, AttributeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{path} is not valid article metadata: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CorpusError(f"{path} is not valid article metadata: expected an object of article id -> metadata")
+    return data
+
+
+def metadata_entry(meta: ArticleMeta) -> dict:
+    """How an article's metadata is written to articles.json: every field, so reading it back gives the same
+    ArticleMeta (and the same corpus fingerprint)."""
+    return meta.model_dump(mode="json")

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -22,9 +23,11 @@ from app.config import Settings
 from app.corpus import Corpus
 from app.embeddings import Embedder, embedder_identity
 from app.errors import IndexUnavailable
+from app.hooks import checkpoint
 from app.text.arabic import NORMALIZER_VERSION, sentence_spans, tokenize
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import and logs every build step
 
 FORMAT_VERSION = 1
 POINTER_FILE = "CURRENT"  # holds the name of the live build folder; replaced atomically
@@ -87,18 +90,64 @@ def _versions() -> dict:
     return out
 
 
-def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progress: bool = False) -> Index:
+def compatible(stored: dict, settings: Settings) -> str | None:
+    """Why a stored index's vectors and chunks cannot be reused under `settings` (None: they can, whatever the
+    corpus): format, embedder, chunking and normaliser must match."""
+    expected = {k: v for k, v in expected_manifest(settings, Corpus({})).items() if k != "corpus_fingerprint"}
+    return mismatch_reason(stored, expected)
+
+
+def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progress: bool = False,
+                previous: Index | None = None, known_vectors: Mapping[str, np.ndarray] | None = None) -> Index:
+    """Chunk, embed and index `corpus`. With `previous` (an index built under the same embedder and chunking),
+    articles whose text is unchanged keep their chunks, sentences and vectors, and any passage whose exact text
+    `previous` already embedded keeps its vector: only new text is embedded. `known_vectors` (passage text ->
+    vector, from this embedder) are used too: an update embeds its new articles before it takes the lock. BM25 is
+    rebuilt from the chunk texts (cheap). The result is the same index a full build gives."""
     started = time.perf_counter()
+    if previous is not None and (compatible(previous.manifest, settings)
+                                 or previous.manifest.get("dim") != embedder.dim):
+        previous = None
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    chunks = [chunk for article in corpus.articles.values() for chunk in chunker.split(article)]
+    previous_chunks: dict[str, list[int]] = {}
+    previous_shas: dict[str, str] = {}
+    if previous is not None:
+        previous_shas = previous.manifest.get("articles", {})
+        for i, chunk in enumerate(previous.chunks):
+            previous_chunks.setdefault(chunk.article_id, []).append(i)
+
+    # Chunks, each with its sentence keys, and where each chunk's vector comes from (a previous row or new text).
+    chunks: list[Chunk] = []
+    chunk_keys: list[list[tuple[str, int, int]]] = []
+    chunk_source: list[int | None] = []  # row of previous.chunks, or None: look the text up / embed it
+    sentence_source: dict[tuple[str, int, int], int] = {}  # key -> row of previous.sentences
+    reused_articles = 0
+    for article_id, article in corpus.articles.items():
+        rows = previous_chunks.get(article_id)
+        if rows and previous_shas.get(article_id) == article.sha256:
+            reused_articles += 1
+            for i in rows:
+                chunks.append(previous.chunks[i])
+                keys = []
+                for j in previous.chunk_sentences[i]:
+                    s = previous.sentences[j]
+                    key = (s.article_id, s.start, s.end)
+                    sentence_source[key] = j
+                    keys.append(key)
+                chunk_keys.append(keys)
+                chunk_source.append(i)
+        else:
+            for chunk in chunker.split(article):
+                chunks.append(chunk)
+                chunk_keys.append([(article_id, start, end) for start, end in sentence_spans(chunk.text, chunk.start)])
+                chunk_source.append(None)
 
     sentences: list[Sentence] = []
     seen: dict[tuple[str, int, int], int] = {}
     chunk_sentences: list[list[int]] = []
-    for chunk in chunks:
+    for keys in chunk_keys:
         members = []
-        for start, end in sentence_spans(chunk.text, chunk.start):
-            key = (chunk.article_id, start, end)
+        for key in keys:
             if key not in seen:
                 seen[key] = len(sentences)
                 sentences.append(Sentence(*key))
@@ -107,11 +156,62 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
 
     raw = {article_id: article.raw for article_id, article in corpus.articles.items()}
     sentence_texts = [raw[s.article_id][s.start : s.end] for s in sentences]
-    vectors = embedder.embed_passages([c.text for c in chunks] + sentence_texts, progress=progress)
-    chunk_vectors, sentence_vectors = vectors[: len(chunks)], vectors[len(chunks) :]
+    chunk_vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
+    # Rows still to fill: (target array, row, text). Reused rows are copied from `previous` directly.
+    todo: list[tuple[np.ndarray, int, str]] = []
+    if previous is not None:
+        old_chunk_vectors = previous.dense.reconstruct_n(0, previous.dense.ntotal) if previous.dense.ntotal else None
+        for i, source in enumerate(chunk_source):
+            if source is not None:
+                chunk_vectors[i] = old_chunk_vectors[source]
+            else:
+                todo.append((chunk_vectors, i, chunks[i].text))
+        for i, sentence in enumerate(sentences):
+            source = sentence_source.get((sentence.article_id, sentence.start, sentence.end))
+            if source is not None:
+                sentence_vectors[i] = previous.sentence_vectors[source]
+            else:
+                todo.append((sentence_vectors, i, sentence_texts[i]))
+        if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
+            known: dict[str, np.ndarray] = {}
+            for i, chunk in enumerate(previous.chunks):
+                known.setdefault(chunk.text, old_chunk_vectors[i])
+            previous_raw_text = _previous_sentence_texts(previous, corpus)
+            for j, text in previous_raw_text.items():
+                known.setdefault(text, previous.sentence_vectors[j])
+            still = []
+            for target, row, text in todo:
+                if text in known:
+                    target[row] = known[text]
+                else:
+                    still.append((target, row, text))
+            todo = still
+    else:
+        todo = [(chunk_vectors, i, c.text) for i, c in enumerate(chunks)]
+        todo += [(sentence_vectors, i, t) for i, t in enumerate(sentence_texts)]
+    embedded_ahead: set[str] = set()
+    rows_to_embed = len(todo)  # rows no earlier build had a vector for
+    if known_vectors and todo:
+        still = []
+        for target, row, text in todo:
+            vector = known_vectors.get(text)
+            if vector is not None and vector.shape == (embedder.dim,):
+                target[row] = vector
+                embedded_ahead.add(text)
+            else:
+                still.append((target, row, text))
+        todo = still
+
+    unique = list(dict.fromkeys(text for _, _, text in todo))  # each distinct text embedded once
+    if unique:
+        vectors = embedder.embed_passages(unique, progress=progress)
+        row_of = {text: k for k, text in enumerate(unique)}
+        for target, row, text in todo:
+            target[row] = vectors[row_of[text]]
 
     dense = faiss.IndexFlatIP(embedder.dim)
-    dense.add(chunk_vectors)
+    dense.add(np.ascontiguousarray(chunk_vectors))
 
     bm25 = bm25s.BM25()
     bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
@@ -122,23 +222,58 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         "index_type": "flat",
         "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
         "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences)},
+        "generation": (previous.manifest.get("generation", 0) + 1) if previous is not None else 1,
+        "update": {
+            "mode": "incremental" if previous is not None else "full",
+            "reused_articles": reused_articles,
+            "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
+            "reused_vectors": len(chunks) + len(sentences) - rows_to_embed,
+        },
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
         "versions": _versions(),
     }
-    log.info("built index: %s in %.1f s", manifest["counts"], manifest["build_seconds"])
+    log.info("built index (%s): %s in %.1f s; embedded %d passages, reused %d vectors", manifest["update"]["mode"],
+             manifest["counts"], manifest["build_seconds"], len(unique), manifest["update"]["reused_vectors"])
     return Index(manifest, chunks, sentences, chunk_sentences, dense, sentence_vectors, bm25)
 
 
-def save_index(index: Index, index_dir: Path) -> Path:
-    """Write a new build folder, then switch the CURRENT pointer to it in one atomic rename."""
+def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
+    """The distinct texts build_index would embed for `articles` (their chunks and sentences), in order."""
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    texts: list[str] = []
+    for article in articles:
+        for chunk in chunker.split(article):
+            texts.append(chunk.text)
+            texts.extend(article.raw[start:end] for start, end in sentence_spans(chunk.text, chunk.start))
+    return list(dict.fromkeys(texts))
+
+
+def _previous_sentence_texts(previous: Index, corpus: Corpus) -> dict[int, str]:
+    """Texts of the previous index's sentences whose article text is still known (unchanged in `corpus`)."""
+    shas = previous.manifest.get("articles", {})
+    out: dict[int, str] = {}
+    for j, s in enumerate(previous.sentences):
+        article = corpus.articles.get(s.article_id)
+        if article is not None and shas.get(s.article_id) == article.sha256:
+            out[j] = article.raw[s.start : s.end]
+    return out
+
+
+def new_build_name() -> str:
+    return f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
+
+
+def write_build(index: Index, index_dir: Path, name: str) -> Path:
+    """Write `index` to `index_dir/.tmp-<name>`, fsync it, and rename it to `index_dir/<name>`. CURRENT is not
+    touched: the build is not live until `switch_pointer`."""
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     faiss.write_index(index.dense, str(tmp / "dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
+    checkpoint("build_partial")
     index.bm25.save(str(tmp / "bm25"), show_progress=False)
     (tmp / "chunks.json").write_text(
         json.dumps(
@@ -153,14 +288,46 @@ def save_index(index: Index, index_dir: Path) -> Path:
     )
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
+    checkpoint("build_staged")
     final = index_dir / name
     os.rename(tmp, final)
+    fsync_dir(index_dir)
+    checkpoint("build_renamed")
+    return final
+
+
+def switch_pointer(index_dir: Path, name: str) -> None:
+    """Make build `name` the live one: CURRENT is replaced by one atomic rename (the commit point of an update)."""
+    index_dir = Path(index_dir)
     pointer_tmp = index_dir / f".{POINTER_FILE}.tmp"
     pointer_tmp.write_text(name, encoding="utf-8")
     _fsync_file(pointer_tmp)
+    checkpoint("pointer_staged")
     os.replace(pointer_tmp, index_dir / POINTER_FILE)
-    _remove_stale_builds(index_dir, keep=name)
+    fsync_dir(index_dir)
+
+
+def save_index(index: Index, index_dir: Path) -> Path:
+    """Write a new build folder, then switch the CURRENT pointer to it in one atomic rename."""
+    name = new_build_name()
+    final = write_build(index, index_dir, name)
+    switch_pointer(index_dir, name)
+    remove_stale_builds(index_dir, keep=name)
     return final
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new entry in `folder` durable (it survives power loss, not only a killed process)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -174,17 +341,26 @@ def _fsync_tree(folder: Path) -> None:
             _fsync_file(path)
 
 
-def _remove_stale_builds(index_dir: Path, keep: str) -> None:
-    for path in index_dir.iterdir():
+def remove_stale_builds(index_dir: Path, keep: str | None) -> None:
+    """Remove every build folder but `keep`, and leftover .tmp- folders of interrupted writes."""
+    for path in Path(index_dir).iterdir():
         if path.is_dir() and path.name != keep and (path.name.startswith("build-") or path.name.startswith(".tmp-")):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def current_build(index_dir: Path) -> Path | None:
-    pointer = Path(index_dir) / POINTER_FILE
-    if not pointer.exists():
+def current_build_name(index_dir: Path) -> str | None:
+    """The name CURRENT holds (whether or not that build is complete), or None."""
+    try:
+        return (Path(index_dir) / POINTER_FILE).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
         return None
-    folder = Path(index_dir) / pointer.read_text(encoding="utf-8").strip()
+
+
+def current_build(index_dir: Path) -> Path | None:
+    name = current_build_name(index_dir)
+    if name is None or "/" in name or name.startswith("."):
+        return None
+    folder = Path(index_dir) / name
     return folder if (folder / "manifest.json").exists() else None
 
 
@@ -220,9 +396,12 @@ def load_index(index_dir: Path) -> Index:
 
 def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, rebuild: bool = False,
                   progress: bool = False) -> tuple[Index, str]:
-    """Reuse the stored index when its manifest matches config and corpus; otherwise rebuild. Says which, and why."""
+    """Reuse the stored index when its manifest matches config and corpus; otherwise build, saying which and why.
+    When only the corpus changed, the build is incremental: the stored vectors of unchanged text are reused.
+    Callers that may run beside other processes hold the update lock (app/store.py)."""
     expected = expected_manifest(settings, corpus)
     stored = read_manifest(settings.index_dir)
+    previous = None
     if rebuild:
         reason = "rebuild requested"
     elif stored is None:
@@ -236,7 +415,16 @@ def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, reb
                 return index, "loaded"
             except IndexUnavailable as exc:
                 reason = exc.message
+        elif compatible(stored, settings) is None:
+            try:
+                previous = load_index(settings.index_dir)
+            except IndexUnavailable as exc:
+                log.warning("cannot reuse the stored vectors: %s", exc.message)
     log.info("building index: %s", reason)
-    index = build_index(corpus, settings, embedder, progress=progress)
+    index = build_index(corpus, settings, embedder, progress=progress, previous=previous)
     save_index(index, settings.index_dir)
+    update = index.manifest["update"]
+    if update["mode"] == "incremental":
+        reason += (f"; incremental: kept {update['reused_articles']} of {len(corpus)} articles, "
+                   f"embedded {update['embedded_passages']} passages")
     return index, f"built ({reason})"

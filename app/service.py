@@ -1,10 +1,19 @@
-"""The service: corpus + embedder + index + retriever + answerer wired together, used by the API, CLI and eval."""
+"""The service: corpus + embedder + index + retriever + answerer wired together, used by the API, CLI and eval.
+
+Everything a query reads (corpus, index, retriever, answerer) lives in one immutable `Snapshot`; a query takes the
+snapshot once and uses only it, and an update builds a whole new snapshot and publishes it with one assignment. So
+queries keep being answered during an update and each sees the old or the new corpus, never a mix. Updates
+(`add_articles`, `remove_article`) are serialised by app/store.py's UpdateLock (threads and processes) and made
+crash-safe by its journal.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,15 +22,20 @@ from app.answer.extractive import ExtractiveAnswerer
 from app.answer.llm import LLMAnswerer
 from app.answer.models import Answer
 from app.config import Settings
-from app.corpus import Article, Corpus, load_corpus
+from app.corpus import Article, Corpus, load_corpus, make_article, metadata_entry
 from app.embeddings import Embedder, make_embedder
-from app.errors import RagError
-from app.index import Index, load_or_build
+from app.errors import CorpusError, RagError
+from app.index import Index, build_index, current_build_name, load_or_build, passage_texts
+from app.ingest import NewArticle
 from app.retrieval import Hit, HybridRetriever
+from app.store import Change, Recovery, UpdateLock, commit_update, recover
 from app.text.arabic import detect_language
 from app.text.names import NameChecker
 
 log = logging.getLogger(__name__)
+
+_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
+_QUOTE = re.compile(r"«[^«»]*»")
 
 
 class SearchResult(BaseModel):
@@ -30,39 +44,186 @@ class SearchResult(BaseModel):
     timings_ms: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What queries read, published as a whole: never modified, only replaced."""
+
+    corpus: Corpus
+    index: Index
+    retriever: HybridRetriever
+    answerer: Any
+    status: str  # how the index came to be: "loaded", "built (...)", "updated (...)"
+    build: str | None  # the build folder CURRENT named when this snapshot was made
+    names: NameChecker | None = None  # the names this corpus mentions (retriever and answerer share it)
+
+
+@dataclass(frozen=True)
+class ArticleOutcome:
+    """What happened to one document of an add: "added", "duplicate" (already in the corpus: nothing changed)."""
+
+    status: str
+    id: str
+    title: str
+    chars: int
+    origin: str
+    message: str
+    duplicate_of: str | None = None
+
+
+@dataclass
+class UpdateResult:
+    outcomes: list[ArticleOutcome] = field(default_factory=list)
+    build: str | None = None
+    counts: dict | None = None
+    seconds: float = 0.0
+    embedded_passages: int = 0
+
+    @property
+    def added(self) -> list[ArticleOutcome]:
+        return [o for o in self.outcomes if o.status == "added"]
+
+
 class RagService:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, answerer=None,
                  rebuild: bool = False, progress: bool = False):
         started = time.perf_counter()
         self.settings = settings
-        self.corpus: Corpus = load_corpus(settings.corpus_dir)
         self.embedder: Embedder = embedder or make_embedder(settings)
-        self.index: Index
-        self.index, self.index_status = load_or_build(settings, self.corpus, self.embedder, rebuild=rebuild,
-                                                      progress=progress)
-        self.names = NameChecker.from_corpus(self.corpus)
-        self.retriever = HybridRetriever(self.index, self.corpus, self.embedder, rrf_k=settings.rrf_k,
-                                         candidates=settings.candidates, sentence_weight=settings.sentence_weight,
-                                         names=self.names)
-        self.answerer = answerer or self._default_answerer()
+        self._custom_answerer = answerer
+        self._progress = progress
+        with UpdateLock(settings.index_dir, settings.lock_timeout):
+            # A killed update is finished or discarded before anything is read (see app/store.py).
+            self.recovery: Recovery | None = recover(settings.index_dir, settings.corpus_dir)
+            corpus = load_corpus(settings.corpus_dir)
+            index, status = load_or_build(settings, corpus, self.embedder, rebuild=rebuild, progress=progress)
+            build = current_build_name(settings.index_dir)
+        self._snapshot = self._make_snapshot(corpus, index, status, build, answerer)
         self.startup_seconds = time.perf_counter() - started
         log.info("service ready in %.2f s (index %s, mode %s)", self.startup_seconds, self.index_status,
                  self.answerer.mode)
 
-    def _default_answerer(self):
-        if self.settings.llm_model:
-            return LLMAnswerer(self.index, self.corpus, self.embedder, self.settings)
-        return ExtractiveAnswerer(self.index, self.corpus, threshold=self.settings.abstain_threshold,
+    # -- the published snapshot ---------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def corpus(self) -> Corpus:
+        return self._snapshot.corpus
+
+    @property
+    def index(self) -> Index:
+        return self._snapshot.index
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        return self._snapshot.retriever
+
+    @retriever.setter
+    def retriever(self, value: HybridRetriever) -> None:
+        self._snapshot = replace(self._snapshot, retriever=value)
+
+    @property
+    def answerer(self):
+        return self._snapshot.answerer
+
+    @answerer.setter
+    def answerer(self, value) -> None:
+        """Swap the answerer (tests and the evaluation do); kept across later updates."""
+        self._custom_answerer = value
+        self._snapshot = replace(self._snapshot, answerer=value)
+
+    @property
+    def index_status(self) -> str:
+        return self._snapshot.status
+
+    @property
+    def names(self) -> NameChecker | None:
+        return self._snapshot.names
+
+    def _make_snapshot(self, corpus: Corpus, index: Index, status: str, build: str | None,
+                       answerer=None, *, current=None, previous: Snapshot | None = None) -> Snapshot:
+        """A whole new snapshot over (corpus, index): `answerer` as given, else one of the kind of `current`."""
+        names = self._names_for(corpus, previous)
+        retriever = HybridRetriever(index, corpus, self.embedder, rrf_k=self.settings.rrf_k,
+                                    candidates=self.settings.candidates, sentence_weight=self.settings.sentence_weight,
+                                    names=names)
+        answerer = answerer or self._answerer_for(index, corpus, names, current)
+        return Snapshot(corpus, index, retriever, answerer, status, build, names)
+
+    def _names_for(self, corpus: Corpus, previous: Snapshot | None = None) -> NameChecker:
+        """The corpus's NameChecker. Per-article parts are cached by (id, text hash); when `corpus` only adds articles
+        to `previous`'s, the previous checker is extended copy-on-write (its sets are shared, never modified), so an
+        update pays for its new articles only."""
+        cache = self.__dict__.setdefault("_name_parts", {})
+
+        def part(article_id: str, article: Article) -> NameChecker:
+            key = (article_id, article.sha256)
+            if key not in cache:
+                cache[key] = NameChecker.from_corpus(Corpus({article_id: article}))
+            return cache[key]
+
+        old = previous.corpus.articles if previous is not None and previous.names is not None else None
+        if old is not None and all(k in corpus.articles and corpus.articles[k].sha256 == a.sha256
+                                   for k, a in old.items()):
+            skeletons = dict(previous.names.skeletons)
+            latin = set(previous.names.latin_words)
+            for article_id in corpus.articles.keys() - old.keys():
+                new = part(article_id, corpus.articles[article_id])
+                for skeleton, words in new.skeletons.items():
+                    skeletons[skeleton] = skeletons.get(skeleton, frozenset()) | words
+                latin |= new.latin_words
+            return NameChecker(skeletons, latin)
+        skeletons = {}
+        latin = set()
+        for article_id, article in corpus.articles.items():
+            for skeleton, words in part(article_id, article).skeletons.items():
+                skeletons.setdefault(skeleton, set()).update(words)
+            latin.update(part(article_id, article).latin_words)
+        live = {(article_id, article.sha256) for article_id, article in corpus.articles.items()}
+        for key in [k for k in cache if k not in live]:
+            del cache[key]
+        return NameChecker(skeletons, latin)
+
+    def _answerer_for(self, index: Index, corpus: Corpus, names: NameChecker | None, current=None):
+        """The answerer over (index, corpus) after an update: the default one, or — when another was injected —
+        one of the same kind (an LLMAnswerer keeps its model settings, completion function and mock kwargs; an
+        answerer with a `rebind(index, corpus)` method is asked for its copy)."""
+        current = current or self._custom_answerer
+        if current is not None and hasattr(current, "rebind"):
+            return current.rebind(index, corpus)
+        if isinstance(current, LLMAnswerer):
+            try:
+                return LLMAnswerer(index, corpus, current.embedder, current.settings, current._completion,
+                                   strategy=current.strategy, selector=self._extractive(index, corpus, names),
+                                   **current.completion_kwargs)
+            except (TypeError, AttributeError) as exc:
+                log.warning("cannot rebuild the injected LLM answerer (%s); using the default answerer", exc)
+        return self._default_answerer(index, corpus, names)
+
+    def _default_answerer(self, index: Index | None = None, corpus: Corpus | None = None,
+                          names: NameChecker | None = None):
+        index = index if index is not None else self.index
+        corpus = corpus if corpus is not None else self.corpus
+        names = names if names is not None else (self.names if corpus is self.corpus else self._names_for(corpus))
+        extractive = self._extractive(index, corpus, names)
+        if self.settings.llm_model:  # the "evidence" strategy selects sentences exactly as the extractive mode does
+            return LLMAnswerer(index, corpus, self.embedder, self.settings, selector=extractive)
+        return extractive
+
+    def _extractive(self, index: Index, corpus: Corpus, names: NameChecker | None) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(index, corpus, threshold=self.settings.abstain_threshold,
                                   margin=self.settings.sentence_margin,
                                   max_sentences=self.settings.answer_max_sentences,
                                   lexical_weight=self.settings.lexical_weight,
                                   other_article_margin=self.settings.other_article_margin,
-                                  rank_penalty=self.settings.rank_penalty, names=self.names)
+                                  rank_penalty=self.settings.rank_penalty, names=names)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
         _check_text(query, "query")
         started = time.perf_counter()
-        retrieval = self.retriever.search(query, top_k or self.settings.top_k)
+        retrieval = self._snapshot.retriever.search(query, top_k or self.settings.top_k)
         timings = {**retrieval.timings_ms, "total_ms": (time.perf_counter() - started) * 1000}
         return SearchResult(query=query, hits=retrieval.hits, timings_ms=_rounded(timings))
 
@@ -73,21 +234,24 @@ class RagService:
         retrieved together with the previous question so "and where?" finds the passages the thread is about.
         `on_stage` is told "retrieving" and then "answering" as the work moves on (for streaming clients)."""
         _check_text(question, "question")
+        snapshot = self._snapshot  # this question reads one corpus + index, whatever updates publish meanwhile
         started = time.perf_counter()
         language = lang or detect_language(question)
         previous = previous_question(history)
+        if previous:
+            _check_text(previous, "history")
         query = f"{previous}\n{question}" if previous else question
         if on_stage:
             on_stage("retrieving")
-        retrieval = self.retriever.search(query, top_k or self.settings.top_k)
+        retrieval = snapshot.retriever.search(query, top_k or self.settings.top_k)
         if on_stage:
             on_stage("answering")
         t_answer = time.perf_counter()
         asked = question
-        if previous and getattr(self.answerer, "mode", None) == "llm":
+        if previous and getattr(snapshot.answerer, "mode", None) == "llm":
             # The model sees only this turn; give it the question the follow-up refers to.
             asked = f"(Earlier question: {previous})\nFollow-up question: {question}"
-        answer = self.answerer.answer(asked, language, retrieval)
+        answer = guard_markers(snapshot.answerer.answer(asked, language, retrieval), retrieval.hits)
         answer.timings_ms = _rounded({
             **retrieval.timings_ms,
             "answer_ms": (time.perf_counter() - t_answer) * 1000,
@@ -96,18 +260,150 @@ class RagService:
         return answer
 
     def article(self, article_id: str) -> Article:
-        return self.corpus.get(article_id)
+        return self._snapshot.corpus.get(article_id)
 
     def health(self) -> dict:
+        snapshot = self._snapshot
         return {
             "status": "ok",
-            "index": self.index_status,
-            "mode": self.answerer.mode,
+            "index": snapshot.status,
+            "mode": snapshot.answerer.mode,
             "embedder": self.embedder.name,
             "llm_model": self.settings.llm_model,
-            "counts": self.index.manifest["counts"],
-            "built_at": self.index.manifest.get("built_at"),
+            "counts": snapshot.index.manifest["counts"],
+            "built_at": snapshot.index.manifest.get("built_at"),
+            "build": snapshot.build,
+            "generation": snapshot.index.manifest.get("generation"),
+            # What start-up did with an update a killed process left half done: null when there was none.
+            "recovery": self.recovery.as_dict() if self.recovery else None,
         }
+
+    # -- updates ------------------------------------------------------------------------------------------------
+
+    def _state_for_update(self) -> Snapshot:
+        """Under the update lock: finish or discard an update another process left half done, and start from
+        what is on disk if another process has published a newer build than this service's snapshot."""
+        found = recover(self.settings.index_dir, self.settings.corpus_dir)
+        if found is not None:
+            self.recovery = found
+        snapshot = self._snapshot
+        on_disk = current_build_name(self.settings.index_dir)
+        if found is None and on_disk == snapshot.build:
+            return snapshot
+        log.info("the index on disk (%s) is newer than this process's (%s): reloading it", on_disk, snapshot.build)
+        corpus = load_corpus(self.settings.corpus_dir)
+        index, status = load_or_build(self.settings, corpus, self.embedder, progress=self._progress)
+        return self._make_snapshot(corpus, index, status, current_build_name(self.settings.index_dir),
+                                   current=snapshot.answerer)
+
+    def add_articles(self, articles: Sequence[NewArticle]) -> UpdateResult:
+        """Add documents (from app.ingest.prepare / read_file) in one update. A document whose text is already in
+        the corpus (same content hash) is a no-op reported as "duplicate". Only new text is embedded."""
+        started = time.perf_counter()
+        result = UpdateResult()
+        vectors = self._embed_ahead(articles)
+        with UpdateLock(self.settings.index_dir, self.settings.lock_timeout):
+            state = self._state_for_update()
+            known = dict(state.corpus.by_content_hash)
+            added: dict[str, Article] = {}
+            for new in articles:
+                existing = known.get(new.content_hash)
+                if existing is not None:
+                    title = (added.get(existing) or state.corpus.articles[existing]).title
+                    result.outcomes.append(ArticleOutcome(
+                        "duplicate", existing, title, len(new.raw), new.origin,
+                        f"already in the corpus as {existing}; nothing changed", duplicate_of=existing))
+                    continue
+                article_id = new.id
+                while article_id in state.corpus.articles or article_id in added:  # an id clash, not the same text
+                    article_id = new.content_hash[: len(article_id) + 4]
+                article = make_article(article_id, new.raw, new.meta)
+                added[article_id] = article
+                known[new.content_hash] = article_id
+                result.outcomes.append(ArticleOutcome("added", article_id, article.title, len(new.raw), new.origin,
+                                                      f"added as {article_id}"))
+            if added:
+                corpus = state.corpus.with_changes(added=added)
+                change = Change(write={k: a.raw for k, a in added.items()},
+                                meta={k: metadata_entry(a.meta) for k, a in added.items()}, delete=(),
+                                summary=f"add {len(added)} article{'s' * (len(added) != 1)}: "
+                                        + ", ".join(list(added)[:5]) + (", …" if len(added) > 5 else ""))
+                self._commit(state, corpus, change, result, vectors)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def _embed_ahead(self, articles: Sequence[NewArticle]) -> dict:
+        """Vectors of the passages new articles will add, computed before the update lock is taken (they depend
+        only on the text), so concurrent adds queue only for the short commit, not for each other's embedding."""
+        known = self._snapshot.corpus.by_content_hash
+        fresh = [make_article(a.id, a.raw, a.meta) for a in articles if a.content_hash not in known]
+        texts = passage_texts(fresh, self.settings)
+        if not texts:
+            return {}
+        return dict(zip(texts, self.embedder.embed_passages(texts, progress=self._progress)))
+
+    def remove_article(self, article_id: str) -> UpdateResult:
+        """Take one article out of the corpus folder and the index (404 if unknown, 409 if it is the last one)."""
+        started = time.perf_counter()
+        result = UpdateResult()
+        with UpdateLock(self.settings.index_dir, self.settings.lock_timeout):
+            state = self._state_for_update()
+            article = state.corpus.get(article_id)
+            if len(state.corpus) == 1:
+                raise CorpusError(f"{article_id} is the only article; the corpus cannot be empty", status=409)
+            corpus = state.corpus.with_changes(removed={article_id})
+            change = Change(write={}, meta={}, delete=(article_id,), summary=f"remove {article_id}")
+            result.outcomes.append(ArticleOutcome("removed", article_id, article.title, len(article.raw), "request",
+                                                  f"removed {article_id}"))
+            self._commit(state, corpus, change, result)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def _commit(self, state: Snapshot, corpus: Corpus, change: Change, result: UpdateResult,
+                vectors: dict | None = None) -> None:
+        index = build_index(corpus, self.settings, self.embedder, previous=state.index, progress=self._progress,
+                            known_vectors=vectors)
+        build = commit_update(self.settings.index_dir, self.settings.corpus_dir, index, change, base=state.build)
+        update = index.manifest["update"]
+        status = f"updated ({change.summary}; embedded {update['embedded_passages']} passages)"
+        # One assignment publishes corpus, index, retriever and answerer together.
+        self._snapshot = self._make_snapshot(corpus, index, status, build, current=state.answerer, previous=state)
+        result.build = build
+        result.counts = index.manifest["counts"]
+        result.embedded_passages = update["embedded_passages"]
+        log.info("published %s: %s", build, status)
+
+
+def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
+    """Last line of defence against citation injection: a [n] in the answer text (outside «quoted» article text)
+    that names no citation is removed and listed in dropped_citations, and a citation whose passage was not
+    retrieved is dropped. The answerers already do this; an article that says "cite [9]" must never get through."""
+    retrieved = {hit.chunk_id for hit in hits}
+    citations = [c for c in answer.citations if c.chunk_id in retrieved]
+    valid = {c.n for c in citations}
+    dropped: list[str] = []
+
+    def strip(segment: str) -> str:
+        def repl(match: re.Match) -> str:
+            numbers = [int(x) for x in re.split(r"[,،]", match.group(1))]
+            keep = [x for x in numbers if x in valid]
+            dropped.extend(f"[{x}]" for x in numbers if x not in valid)
+            return "".join(f"[{x}]" for x in keep)
+
+        return _MARKER.sub(repl, segment)
+
+    parts, last = [], 0
+    for quote in _QUOTE.finditer(answer.answer):
+        parts.append(strip(answer.answer[last:quote.start()]))
+        parts.append(quote.group(0))
+        last = quote.end()
+    parts.append(strip(answer.answer[last:]))
+    text = "".join(parts)
+    if not dropped and len(citations) == len(answer.citations):
+        return answer
+    log.warning("dropped citation markers %s that name no retrieved passage", dropped)
+    return answer.model_copy(update={"answer": text, "citations": citations,
+                                     "dropped_citations": [*answer.dropped_citations, *dropped]})
 
 
 def previous_question(history: Sequence[Mapping[str, Any] | Any] | None) -> str | None:
@@ -122,6 +418,10 @@ def previous_question(history: Sequence[Mapping[str, Any] | Any] | None) -> str 
 def _check_text(text: str, name: str) -> None:
     if not isinstance(text, str) or not text.strip():
         raise RagError(f"{name} must be a non-empty string", status=422)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RagError(f"{name} is not valid Unicode text (it holds lone surrogate code points)", status=422) from None
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:

@@ -292,7 +292,8 @@ def test_main_writes_reports_and_prints_summary_last(service, tmp_path, capsys):
 
 
 def _llm_service(service, **answerer_kwargs):
-    """The shared service with a generative answerer whose model is mocked (no network)."""
+    """The shared service with a generative answerer whose model is mocked (no network). The "passages" strategy
+    by default: the model (the mock) is asked every question, so [1] is the top hit."""
     import copy
 
     from app.answer.llm import LLMAnswerer
@@ -300,7 +301,8 @@ def _llm_service(service, **answerer_kwargs):
     settings = service.settings.model_copy(update={"llm_model": "openai/mock-model"})
     llm = copy.copy(service)
     llm.settings = settings
-    llm.answerer = LLMAnswerer(service.index, service.corpus, service.embedder, settings, **answerer_kwargs)
+    llm.answerer = LLMAnswerer(service.index, service.corpus, service.embedder, settings,
+                               **{"strategy": "passages", **answerer_kwargs})
     return llm
 
 

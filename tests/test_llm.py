@@ -1,11 +1,16 @@
-"""The generative path through litellm, with mock responses: markers validated, provider errors mapped."""
+"""The generative path through litellm, with mock responses: markers validated, provider errors mapped, and both
+strategies ("passages": the model cites chunks; "evidence": the app picks the sentences, the model phrases them)."""
+
+import re
 
 import pytest
 
-from app.answer.llm import LLMAnswerer, validate_markers
+from app.answer.llm import LLMAnswerer, claims_by_marker, is_refusal, validate_markers
 from app.errors import LLMError, LLMTimeout
 
 MODEL = "openai/gpt-4o-mini"  # never called: every test passes mock_response / mock_timeout
+# Naming him keeps the Peskov passages (article 003) in the top 5 whatever the chunking and fusion weights.
+PESKOV_Q = "What did Peskov say about cooperation with Iran?"
 
 
 def test_validate_markers_keeps_valid_and_drops_out_of_range():
@@ -13,6 +18,12 @@ def test_validate_markers_keeps_valid_and_drops_out_of_range():
     assert text == "Iran sent drones [1]. Russia paid. Both deny it [2]."
     assert cited == [1, 2]
     assert dropped == ["[9]", "[7]"]
+
+
+def test_validate_markers_moves_markers_written_after_the_full_stop_before_it():
+    text, cited, _ = validate_markers("Iran sent drones. [1] [2] Russia paid. [3]", 3)
+    assert text == "Iran sent drones [1][2]. Russia paid [3]." and cited == [1, 2, 3]
+    assert validate_markers("أرسلت إيران مسيرات. [1]", 1)[0] == "أرسلت إيران مسيرات [1]."
 
 
 def test_validate_markers_reads_arabic_commas():
@@ -24,8 +35,8 @@ def test_validate_markers_reads_arabic_commas():
 def llm_service(service, seed_settings):
     settings = seed_settings.model_copy(update={"llm_model": MODEL})
 
-    def make(**mock):
-        return LLMAnswerer(service.index, service.corpus, service.embedder, settings, **mock)
+    def make(strategy="passages", **mock):
+        return LLMAnswerer(service.index, service.corpus, service.embedder, settings, strategy=strategy, **mock)
 
     return make
 
@@ -36,7 +47,7 @@ def _ask(service, answerer, question):
 
 
 def test_llm_answer_cites_the_passages_it_names(service, llm_service):
-    question = "What did Kremlin spokesman Dmitry Peskov tell CNBC about cooperation with Iran?"
+    question = PESKOV_Q
     retrieval = service.retriever.search(question, 5)
     peskov_rank = next(h.rank for h in retrieval.hits if "بيسكوف" in h.text)
     reply = f"Peskov said Russia is developing cooperation with Iran in many areas [{peskov_rank}]. It invented a fact [42]."
@@ -80,7 +91,143 @@ def test_provider_error_becomes_llm_error(service, llm_service):
     assert info.value.status == 502 and "provider failed" in info.value.message
 
 
-def test_provider_timeout_becomes_504(service, llm_service):
+def test_provider_timeout_becomes_504(service, seed_settings):
+    settings = seed_settings.model_copy(update={"llm_model": MODEL, "llm_timeout": 0.2})  # the mock waits this long
+    answerer = LLMAnswerer(service.index, service.corpus, service.embedder, settings, strategy="passages",
+                           mock_response="late", mock_timeout=True)
     with pytest.raises(LLMTimeout) as info:
-        _ask(service, llm_service(mock_response="late", mock_timeout=True), "What did Peskov say?")
+        _ask(service, answerer, "What did Peskov say?")
     assert info.value.status == 504
+
+
+# -- claims: which answer sentences a marker vouches for -------------------------------------------------------------
+
+
+def test_markers_standing_after_the_full_stop_belong_to_the_sentence_before():
+    assert claims_by_marker("Iran sent drones. [1] [2]") == [("Iran sent drones.", {1, 2})]
+    assert claims_by_marker("أرسلت إيران مسيرات. [1]، [2]") == [("أرسلت إيران مسيرات.", {1, 2})]
+    assert claims_by_marker("Iran sent drones [1]. Russia paid [2, 3]. No source.") == [
+        ("Iran sent drones.", {1}), ("Russia paid.", {2, 3}), ("No source.", set())]
+
+
+def test_support_is_scored_on_the_claim_not_on_a_lone_marker(service, llm_service):
+    question = PESKOV_Q
+    retrieval = service.retriever.search(question, 5)
+    rank = next(h.rank for h in retrieval.hits if "بيسكوف" in h.text)
+    inline = llm_service(mock_response=f"Peskov said Russia develops cooperation with Iran [{rank}].")
+    trailing = llm_service(mock_response=f"Peskov said Russia develops cooperation with Iran. [{rank}]")
+    a = inline.answer(question, "en", retrieval).citations[0]
+    b = trailing.answer(question, "en", retrieval).citations[0]
+    assert (a.start, a.end) == (b.start, b.end) and a.support == pytest.approx(b.support, abs=1e-3)
+
+
+# -- the "evidence" strategy ------------------------------------------------------------------------------------------
+
+
+def test_strategy_comes_from_settings_and_unknown_ones_are_refused(service, seed_settings):
+    for strategy in ("passages", "evidence"):
+        settings = seed_settings.model_copy(update={"llm_model": MODEL, "llm_strategy": strategy})
+        assert LLMAnswerer(service.index, service.corpus, service.embedder, settings).strategy == strategy
+    with pytest.raises(ValueError):
+        LLMAnswerer(service.index, service.corpus, service.embedder, seed_settings, strategy="chunks")
+
+
+def test_evidence_prompt_numbers_the_selected_sentences_not_the_chunks(service, llm_service):
+    answerer = llm_service("evidence")
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    chosen = answerer.selector.select(PESKOV_Q, retrieval)
+    assert chosen
+    system, user = answerer.messages(PESKOV_Q, "en", retrieval)
+    assert "English" in system["content"] and "INSUFFICIENT" in system["content"]
+    assert PESKOV_Q in user["content"]
+    for n, evidence in enumerate(chosen, 1):
+        assert f"[{n}]" in user["content"]
+        assert " ".join(evidence.text.split()) in user["content"]
+    assert f"[{len(chosen) + 1}]" not in user["content"]
+    for hit in retrieval.hits:  # whole chunks are not shown, only the chosen sentences
+        if all(hit.text not in e.text for e in chosen) and len(hit.text) > max(len(e.text) for e in chosen):
+            assert hit.text not in user["content"]
+    assert "Arabic" in answerer.messages(PESKOV_Q, "ar", retrieval)[0]["content"]
+
+
+def test_evidence_citations_point_at_exactly_the_chosen_sentences(service, llm_service):
+    answerer = llm_service("evidence", mock_response="Peskov said Russia is developing cooperation with Iran in many "
+                                                      "areas. [1] Another claim [9].")
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    chosen = answerer.selector.select(PESKOV_Q, retrieval)
+    answer = answerer.answer(PESKOV_Q, "en", retrieval)
+    assert answer.mode == "llm" and not answer.abstained
+    assert answer.citations[0].n == 1  # (the sentence whose [9] was dropped is marked by the app: see below)
+    assert answer.dropped_citations == ["[9]"] and "[9]" not in answer.answer
+    citation, evidence = answer.citations[0], chosen[0]
+    assert (citation.article_id, citation.start, citation.end) == (evidence.article_id, evidence.start, evidence.end)
+    assert service.corpus.get(citation.article_id).raw[citation.start : citation.end] == citation.quote
+    chunk = service.index.chunks[service.index.chunk_by_id[citation.chunk_id]]
+    assert chunk.start <= citation.start and citation.end <= chunk.end
+    assert 0 < citation.support <= 1
+    assert citation.supported == (citation.support >= answerer.settings.support_threshold)
+
+
+def test_evidence_strategy_abstains_without_calling_the_model_when_nothing_is_selected(service, llm_service):
+    question = "What recipe is recommended for baking sourdough bread?"
+    answerer = llm_service("evidence", mock_response=Exception("the model must not be called"))
+    retrieval = service.retriever.search(question, 5)
+    assert answerer.selector.select(question, retrieval) == []
+    answer = answerer.answer(question, "en", retrieval)
+    assert answer.abstained and answer.citations == [] and answer.hits
+
+
+def test_evidence_strategy_abstains_when_the_model_says_insufficient(service, llm_service):
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    answer = llm_service("evidence", mock_response="INSUFFICIENT").answer(PESKOV_Q, "ar", retrieval)
+    assert answer.abstained and answer.citations == []
+    assert answer.answer == "لا تجيب المصادر المتاحة عن هذا السؤال."
+
+
+def test_evidence_strategy_drops_markers_beyond_the_chosen_sentences(service, llm_service):
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    answerer = llm_service("evidence", mock_response="Peskov spoke about Iran [5].")
+    n_chosen = len(answerer.selector.select(PESKOV_Q, retrieval))
+    assert n_chosen < 5  # [5] would be a valid passage number, but not a valid evidence number
+    answer = answerer.answer(PESKOV_Q, "en", retrieval)
+    assert answer.dropped_citations == ["[5]"] and "[5]" not in answer.answer
+    assert all(1 <= c.n <= n_chosen for c in answer.citations)
+
+
+def test_evidence_strategy_marks_a_sentence_the_model_left_unmarked(service, llm_service):
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    chosen = llm_service("evidence").selector.select(PESKOV_Q, retrieval)
+    assert len(chosen) >= 2
+    restated = " ".join(chosen[1].text.split()).rstrip(".")  # the model restates sentence 2 but cites nothing
+    answerer = llm_service("evidence", mock_response=f"{restated}. Nothing else is known [1].")
+    answer = answerer.answer(PESKOV_Q, "ar", retrieval)
+    assert not answer.abstained
+    restated_part, rest = answer.answer.split("Nothing")
+    assert re.search(r" \[2\][.!?؟]? $", restated_part)  # the app's marker goes before the full stop
+    assert rest == " else is known [1]."
+    citation = next(c for c in answer.citations if c.n == 2)
+    assert (citation.start, citation.end) == (chosen[1].start, chosen[1].end)
+    assert citation.support > 0.95 and citation.supported
+
+
+def test_evidence_strategy_without_any_marker_is_still_sourced_by_the_app(service, llm_service):
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    answer = llm_service("evidence", mock_response="Peskov talked about Iran.").answer(PESKOV_Q, "en", retrieval)
+    assert not answer.abstained and len(answer.citations) == 1
+    assert answer.answer.endswith("].") and answer.citations[0].n <= 4
+
+
+@pytest.mark.parametrize("strategy", ["passages", "evidence"])
+@pytest.mark.parametrize("reply", ["I'm sorry, but the passages do not say which minister signed it [2].",
+                                   "أعتذر، ولكن لا أستطيع تقديم الإجابة على هذا السؤال [2]."])
+def test_a_refusal_in_the_models_own_words_abstains(service, llm_service, strategy, reply):
+    retrieval = service.retriever.search(PESKOV_Q, 5)
+    answer = llm_service(strategy, mock_response=reply).answer(PESKOV_Q, "en", retrieval)
+    assert answer.abstained and answer.citations == []
+
+
+def test_refusals_are_told_from_answers():
+    assert is_refusal("The sources do not mention Saudi Arabia [1].")
+    assert is_refusal("لا توجد معلومات عن ذلك [1].")
+    assert not is_refusal("According to Al-Monitor, Iran sent drones [1].")
+    assert not is_refusal("لا تزال روسيا تتعاون مع إيران [1].")

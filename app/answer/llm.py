@@ -1,14 +1,29 @@
-"""The generative answerer: any litellm model writes from numbered passages; the app validates every [n]."""
+"""The generative answerer: any litellm model writes the answer; the app validates every [n].
+
+Two strategies (`Settings.llm_strategy`):
+- "passages": the model reads the numbered retrieved chunks, picks what answers the question and cites [n] per
+  chunk; the app points each [n] at the sentence of that chunk closest to the answer sentences citing it.
+- "evidence": the app picks the evidence sentences itself (the extractive answerer's `select`: scored sentences,
+  answer-type filter, abstention threshold) and abstains without calling the model when there are none; the model
+  only phrases an answer in the requested language from those numbered sentences, citing [n] per sentence, so
+  every citation points at exactly the sentence the app chose. A sentence the model leaves unmarked gets the [n]
+  of the chosen sentence closest to it.
+In both, "INSUFFICIENT" or an answer that opens by refusing ("I'm sorry…", "لا أستطيع…") abstains.
+In both, each citation's `support` is the embedding similarity between the answer sentences citing it and the cited
+sentence, and `supported` compares it with `Settings.support_threshold`.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from string import Template
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
+from app.answer.evidence import Evidence
+from app.answer.extractive import ExtractiveAnswerer, source_line
 from app.answer.models import ABSTENTION, Answer, Citation
 from app.config import Settings
 from app.corpus import Corpus
@@ -20,9 +35,26 @@ from app.text.arabic import sentence_spans
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # importing litellm must not touch the network
 
+Strategy = Literal["passages", "evidence"]
+STRATEGIES: tuple[str, ...] = ("passages", "evidence")
 LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
 ABSTAIN_TOKEN = "INSUFFICIENT"
 _MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
+# A model that cannot answer often says so in its own words instead of the abstain token.
+_REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|sorry|i apologi[sz]e|i (cannot|can ?not|can't|am unable|do not know|don't know)"
+    r"|(the )?(given |provided )?(passages?|sources?|sentences?|articles?|texts?) (do|does) not (contain|provide|"
+    r"mention|answer|say|include|specify|state)|there (is|are) no (information|mention|source)|no information"
+    r"|أعتذر|عذرا|عذراً|آسف|لا أستطيع|لا يمكنني|لا توجد معلومات|لا يوجد (مصدر|معلومات|ذكر|نص)"
+    r"|لا تحتوي|لا تذكر|لا تجيب)",
+    re.IGNORECASE,
+)
+_LETTER = re.compile(r"[^\W\d_]")
+_TRAILING = re.compile(r"([.!?؟؛])((?:[ \t]*\[\d+\])+)")
+PROMPTS = {
+    "passages": ("answer_system.txt", "answer_user.txt"),
+    "evidence": ("evidence_system.txt", "evidence_user.txt"),
+}
 
 
 def load_prompt(settings: Settings, name: str) -> Template:
@@ -44,21 +76,58 @@ def validate_markers(text: str, n_passages: int) -> tuple[str, list[int], list[s
         return "".join(f"[{x}]" for x in valid)
 
     clean = _MARKER.sub(repl, text)
+    # "... in Ukraine. [1] Then ..." (as small models write it): the marker belongs before the full stop it follows.
+    clean = _TRAILING.sub(lambda m: " " + "".join(re.findall(r"\[\d+\]", m.group(2))) + m.group(1), clean)
     clean = re.sub(r"[ \t]+([.,،؛!?؟])", r"\1", clean).strip()
     return clean, cited, dropped
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the answer opens by saying it cannot answer ("I'm sorry, the passages do not…", "أعتذر، لا أستطيع…")."""
+    return bool(_REFUSAL.search(_MARKER.sub("", text).strip()))
+
+
+def claims_by_marker(text: str) -> list[tuple[str, set[int]]]:
+    """The answer's sentences without their markers, each with the numbers it cites. Markers standing alone after
+    the full stop ("... in Ukraine. [1] [2]", as small models write them) belong to the sentence before them."""
+    claims: list[tuple[str, set[int]]] = []
+    for start, end in sentence_spans(text):
+        segment = text[start:end]
+        numbers = {int(x) for m in _MARKER.finditer(segment) for x in re.split(r"[,،]", m.group(1))}
+        words = re.sub(r"\s+([.,،؛!?؟])", r"\1", _MARKER.sub("", segment)).strip()
+        if claims and not _LETTER.search(words):
+            claims[-1][1].update(numbers)
+        else:
+            claims.append((words, numbers))
+    return claims
 
 
 class LLMAnswerer:
     mode = "llm"
 
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, settings: Settings,
-                 completion: Callable[..., Any] | None = None, **completion_kwargs: Any):
+                 completion: Callable[..., Any] | None = None, *, strategy: Strategy | None = None,
+                 selector: ExtractiveAnswerer | None = None, **completion_kwargs: Any):
         self.index = index
         self.corpus = corpus
         self.embedder = embedder
         self.settings = settings
-        self.system = load_prompt(settings, "answer_system.txt")
-        self.user = load_prompt(settings, "answer_user.txt")
+        self.strategy: Strategy = strategy or settings.llm_strategy
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown llm strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        system_name, user_name = PROMPTS[self.strategy]
+        self.system = load_prompt(settings, system_name)
+        self.user = load_prompt(settings, user_name)
+        # The "evidence" strategy selects sentences exactly as the extractive answerer does: pass the service's own
+        # ExtractiveAnswerer as `selector` to share its settings; the default is built from the same Settings.
+        self.selector = selector or ExtractiveAnswerer(index, corpus, threshold=settings.abstain_threshold,
+                                                       margin=settings.sentence_margin,
+                                                       max_sentences=settings.answer_max_sentences,
+                                                       lexical_weight=settings.lexical_weight,
+                                                       other_article_margin=settings.other_article_margin,
+                                                       rank_penalty=settings.rank_penalty)
+        if self.strategy == "evidence":
+            self.scorer = self.selector.scorer  # lets the evaluation report the top evidence scores
         self._completion = completion
         self.completion_kwargs = completion_kwargs  # e.g. mock_response in tests
 
@@ -86,16 +155,33 @@ class LLMAnswerer:
             raise LLMError("the language model returned no text")
         return content
 
-    def messages(self, question: str, language: str, retrieval: Retrieval) -> list[dict]:
-        passages = "\n\n".join(
-            f"[{hit.rank}] ({self.corpus.articles[hit.article_id].source_label or hit.title}) {hit.text}"
-            for hit in retrieval.hits
-        )
+    # -- prompts ------------------------------------------------------------------------------------------------
+
+    def messages(self, question: str, language: str, retrieval: Retrieval,
+                 evidence: list[Evidence] | None = None) -> list[dict]:
+        """The chat messages: numbered passages ("passages") or numbered evidence sentences ("evidence"; selected
+        here when not given)."""
         names = {"language_name": LANGUAGE_NAMES[language], "max_sentences": self.settings.answer_max_sentences}
+        if self.strategy == "evidence":
+            if evidence is None:
+                evidence = self.selector.select(question, retrieval)
+            numbered = "\n".join(
+                f"[{n}] ({source_line(self.corpus.articles[e.article_id], language)}) {' '.join(e.text.split())}"
+                for n, e in enumerate(evidence, 1)
+            )
+            user = self.user.safe_substitute(names, evidence=numbered, question=question)
+        else:
+            passages = "\n\n".join(
+                f"[{hit.rank}] ({self.corpus.articles[hit.article_id].source_label or hit.title}) {hit.text}"
+                for hit in retrieval.hits
+            )
+            user = self.user.safe_substitute(names, passages=passages, question=question)
         return [
             {"role": "system", "content": self.system.safe_substitute(names)},
-            {"role": "user", "content": self.user.safe_substitute(names, passages=passages, question=question)},
+            {"role": "user", "content": user},
         ]
+
+    # -- answering ----------------------------------------------------------------------------------------------
 
     def answer(self, question: str, language: str, retrieval: Retrieval) -> Answer:
         def abstain(dropped: list[str]) -> Answer:
@@ -104,21 +190,66 @@ class LLMAnswerer:
 
         if not retrieval.hits:
             return abstain([])
-        raw = self._complete(self.messages(question, language, retrieval))
-        text, cited, dropped = validate_markers(raw, len(retrieval.hits))
-        if not cited or ABSTAIN_TOKEN in text.upper():
+        if self.strategy == "evidence":
+            chosen = self.selector.select(question, retrieval)
+            if not chosen:  # too weak to answer: abstain without spending a model call
+                return abstain([])
+            n_sources = len(chosen)
+            raw = self._complete(self.messages(question, language, retrieval, chosen))
+        else:
+            chosen = []
+            n_sources = len(retrieval.hits)
+            raw = self._complete(self.messages(question, language, retrieval))
+        text, cited, dropped = validate_markers(raw, n_sources)
+        if ABSTAIN_TOKEN in text.upper() or is_refusal(text):
             return abstain(dropped)
-        citations = [self._citation(n, text, retrieval) for n in cited]
+        if self.strategy == "evidence":
+            text, cited = self._mark_unmarked(text, chosen)
+        if not cited:
+            return abstain(dropped)
+        if self.strategy == "evidence":
+            citations = [self._evidence_citation(n, text, chosen[n - 1]) for n in cited]
+        else:
+            citations = [self._passage_citation(n, text, retrieval) for n in cited]
         return Answer(answer=text, language=language, abstained=False, citations=citations, hits=retrieval.hits,
                       mode="llm", dropped_citations=dropped)
 
-    def _citation(self, n: int, text: str, retrieval: Retrieval) -> Citation:
+    def _mark_unmarked(self, text: str, chosen: list[Evidence]) -> tuple[str, list[int]]:
+        """Evidence strategy: the model restates only the app's sentences, so an answer sentence it left without a
+        marker gets the [n] of the chosen sentence closest to it (its support is then scored like any other).
+        Returns the text and the cited numbers in order of first appearance."""
+        spans = sentence_spans(text)
+        unmarked: list[tuple[int, int]] = []
+        for i, (start, end) in enumerate(spans):
+            segment = text[start:end]
+            marked_after = i + 1 < len(spans) and not _LETTER.search(_MARKER.sub("", text[slice(*spans[i + 1])]))
+            if _LETTER.search(_MARKER.sub("", segment)) and not _MARKER.search(segment) and not marked_after:
+                unmarked.append((start, end))
+        if unmarked:
+            vectors = self.embedder.embed_passages([text[s:e] for s, e in unmarked])
+            sims = vectors @ self.index.sentence_vectors[[e.sentence_id for e in chosen]].T
+            for (start, end), row in sorted(zip(unmarked, sims), reverse=True):  # right to left: offsets hold
+                stop = end
+                while stop > start and text[stop - 1] in ".!?؟؛":
+                    stop -= 1
+                text = f"{text[:stop]} [{int(np.argmax(row)) + 1}]{text[stop:]}"
+        cited: list[int] = []
+        for match in _MARKER.finditer(text):
+            for x in re.split(r"[,،]", match.group(1)):
+                if int(x) not in cited:
+                    cited.append(int(x))
+        return text, cited
+
+    def _claim_vector(self, n: int, text: str) -> np.ndarray:
+        """The embedding of the answer sentences that cite [n] (the whole answer when none does alone)."""
+        claims = " ".join(claim for claim, numbers in claims_by_marker(text) if n in numbers)
+        return self.embedder.embed_passages([claims or _MARKER.sub("", text)])[0]
+
+    def _passage_citation(self, n: int, text: str, retrieval: Retrieval) -> Citation:
         """Point [n] at the sentence of passage n closest to the answer sentences citing it; score that support."""
         hit = retrieval.hits[n - 1]
-        claims = " ".join(text[s:e] for s, e in sentence_spans(text) if f"[{n}]" in text[s:e]) or text
-        claim_vector = self.embedder.embed_passages([_MARKER.sub("", claims)])[0]
+        claim_vector = self._claim_vector(n, text)
         members = self.index.chunk_sentences[self.index.chunk_by_id[hit.chunk_id]]
-        article = self.corpus.articles[hit.article_id]
         if members:
             sims = self.index.sentence_vectors[members] @ claim_vector
             best = int(np.argmax(sims))
@@ -127,12 +258,23 @@ class LLMAnswerer:
         else:
             start, end = hit.start, hit.end
             support = float(self.index.dense.reconstruct(self.index.chunk_by_id[hit.chunk_id]) @ claim_vector)
+        return self._make_citation(n, hit.article_id, hit.chunk_id, start, end, support)
+
+    def _evidence_citation(self, n: int, text: str, evidence: Evidence) -> Citation:
+        """[n] is the app's own evidence sentence n; score how well it supports the answer sentences citing it."""
+        support = float(self.index.sentence_vectors[evidence.sentence_id] @ self._claim_vector(n, text))
+        chunk_id = self.index.chunks[evidence.chunk_index].chunk_id
+        return self._make_citation(n, evidence.article_id, chunk_id, evidence.start, evidence.end, support)
+
+    def _make_citation(self, n: int, article_id: str, chunk_id: str, start: int, end: int,
+                       support: float) -> Citation:
+        article = self.corpus.articles[article_id]
         return Citation(
             n=n,
-            article_id=hit.article_id,
-            title=hit.title,
+            article_id=article_id,
+            title=article.title,
             source=article.source_label,
-            chunk_id=hit.chunk_id,
+            chunk_id=chunk_id,
             start=start,
             end=end,
             quote=article.raw[start:end],
