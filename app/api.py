@@ -274,10 +274,12 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
             200: {
                 "description": (
                     "A text/event-stream of server-sent events, each `event: NAME` plus one line of JSON `data`:\n"
-                    "- `status` `{\"stage\": \"retrieving\" | \"answering\"}` as the work moves on;\n"
-                    "- `token` `{\"text\": ...}` answer text, to append in order (the extractive answerer sends "
-                    "the whole answer at once);\n"
-                    "- `answer`: the final `Answer` (as POST /ask returns it, with citations), last;\n"
+                    "- `status` `{\"stage\": \"condensing\" | \"retrieving\" | \"answering\"}` as the work "
+                    "moves on (`condensing`: LLM mode, a follow-up is rewritten as a standalone question);\n"
+                    "- `token` `{\"text\": ...}` answer text, to append in order: the model's tokens as they are "
+                    "generated in LLM mode (a preview), the whole answer at once in extractive mode;\n"
+                    "- `answer`: the final, validated `Answer` (as POST /ask returns it, with citations), last: "
+                    "render it in place of the streamed preview;\n"
                     "- or `error` `{\"detail\": ..., \"status\": 502}` instead of `answer` when answering "
                     "fails (502/504: the model provider failed or timed out).\n"
                     "Invalid requests are answered before the stream starts, with a JSON 4xx like /ask."),
@@ -296,14 +298,22 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, dict] | None] = asyncio.Queue()
 
-        def on_stage(stage: str) -> None:
+        streamed = False
+
+        def send(name: str, data: dict) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, ("status", {"stage": stage}))
+                loop.call_soon_threadsafe(queue.put_nowait, (name, data))
             except RuntimeError:  # the loop is gone (shutting down): nobody is listening
                 pass
 
+        def on_token(text: str) -> None:
+            nonlocal streamed
+            streamed = True
+            send("token", {"text": text})
+
         def work() -> Answer:
-            return service.ask(body.question, body.lang, body.top_k, body.history, on_stage=on_stage)
+            return service.ask(body.question, body.lang, body.top_k, body.history,
+                               on_stage=lambda stage: send("status", {"stage": stage}), on_token=on_token)
 
         async def run() -> None:
             try:
@@ -314,7 +324,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
                 log.exception("/ask/stream failed")
                 await queue.put(("error", {"detail": "internal error while answering", "status": 500}))
             else:
-                await queue.put(("token", {"text": answer.answer}))
+                if not streamed:  # the extractive answer (or a model that did not stream) comes whole
+                    await queue.put(("token", {"text": answer.answer}))
                 await queue.put(("answer", jsonable_encoder(answer)))
             finally:
                 await queue.put(None)

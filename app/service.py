@@ -229,29 +229,44 @@ class RagService:
 
     def ask(self, question: str, lang: str | None = None, top_k: int | None = None,
             history: Sequence[Mapping[str, Any] | Any] | None = None, *,
-            on_stage: Callable[[str], None] | None = None) -> Answer:
-        """Answer `question`. `history` lists earlier turns ({question, answer}, oldest first): a follow-up is
-        retrieved together with the previous question so "and where?" finds the passages the thread is about.
-        `on_stage` is told "retrieving" and then "answering" as the work moves on (for streaming clients)."""
+            on_stage: Callable[[str], None] | None = None,
+            on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer `question`. `history` lists earlier turns ({question, answer}, oldest first). A follow-up ("and
+        what did Iran get in return?") is made answerable on its own: in LLM mode the model condenses the thread
+        and the follow-up into a standalone question (prompts/condense_*.txt) used for retrieval and answering;
+        in extractive mode the previous question is retrieved together with the follow-up.
+        `on_stage` is told "condensing" (LLM follow-ups), "retrieving" and "answering" as the work moves on;
+        `on_token` receives the answer text as the model streams it (LLM mode only; the returned Answer is the
+        validated one)."""
         _check_text(question, "question")
         snapshot = self._snapshot  # this question reads one corpus + index, whatever updates publish meanwhile
         started = time.perf_counter()
         language = lang or detect_language(question)
-        previous = previous_question(history)
-        if previous:
-            _check_text(previous, "history")
-        query = f"{previous}\n{question}" if previous else question
+        turns = history_pairs(history)
+        for earlier, _ in turns:
+            _check_text(earlier, "history")
+        generative = getattr(snapshot.answerer, "mode", None) == "llm"
+        standalone = None
+        if turns and generative:
+            if on_stage:
+                on_stage("condensing")
+            standalone = snapshot.answerer.condense(question, turns, language)
+            query = asked = standalone
+        else:
+            query = f"{turns[-1][0]}\n{question}" if turns else question
+            asked = question
         if on_stage:
             on_stage("retrieving")
         retrieval = snapshot.retriever.search(query, top_k or self.settings.top_k)
         if on_stage:
             on_stage("answering")
         t_answer = time.perf_counter()
-        asked = question
-        if previous and getattr(snapshot.answerer, "mode", None) == "llm":
-            # The model sees only this turn; give it the question the follow-up refers to.
-            asked = f"(Earlier question: {previous})\nFollow-up question: {question}"
-        answer = guard_markers(snapshot.answerer.answer(asked, language, retrieval), retrieval.hits)
+        if generative and on_token:
+            answer = snapshot.answerer.answer(asked, language, retrieval, on_token=on_token)
+        else:
+            answer = snapshot.answerer.answer(asked, language, retrieval)
+        answer = guard_markers(answer, retrieval.hits)
+        answer.standalone_question = standalone
         answer.timings_ms = _rounded({
             **retrieval.timings_ms,
             "answer_ms": (time.perf_counter() - t_answer) * 1000,
@@ -406,13 +421,16 @@ def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
                                      "dropped_citations": [*answer.dropped_citations, *dropped]})
 
 
-def previous_question(history: Sequence[Mapping[str, Any] | Any] | None) -> str | None:
-    """The latest non-empty question among earlier turns (dicts or objects with a `question`), if any."""
-    for turn in reversed(list(history or [])):
-        text = turn.get("question") if isinstance(turn, Mapping) else getattr(turn, "question", None)
-        if isinstance(text, str) and text.strip():
-            return text.strip()
-    return None
+def history_pairs(history: Sequence[Mapping[str, Any] | Any] | None) -> list[tuple[str, str]]:
+    """Earlier turns (dicts or objects with `question` and optional `answer`) as (question, answer) pairs, oldest
+    first, skipping turns without a question."""
+    pairs = []
+    for turn in history or []:
+        get = turn.get if isinstance(turn, Mapping) else lambda name, t=turn: getattr(t, name, None)
+        question, answer = get("question"), get("answer")
+        if isinstance(question, str) and question.strip():
+            pairs.append((question.strip(), answer if isinstance(answer, str) else ""))
+    return pairs
 
 
 def _check_text(text: str, name: str) -> None:

@@ -1,6 +1,7 @@
 """The generative path through litellm, with mock responses: markers validated, provider errors mapped, and both
 strategies ("passages": the model cites chunks; "evidence": the app picks the sentences, the model phrases them)."""
 
+import copy
 import re
 
 import pytest
@@ -231,3 +232,86 @@ def test_refusals_are_told_from_answers():
     assert is_refusal("لا توجد معلومات عن ذلك [1].")
     assert not is_refusal("According to Al-Monitor, Iran sent drones [1].")
     assert not is_refusal("لا تزال روسيا تتعاون مع إيران [1].")
+
+
+# -- streaming and follow-ups ----------------------------------------------------------------------------------------
+
+
+def test_the_model_reply_streams_token_by_token_and_the_answer_is_still_validated(service, llm_service):
+    question = PESKOV_Q
+    retrieval = service.retriever.search(question, 5)
+    rank = next(h.rank for h in retrieval.hits if "بيسكوف" in h.text)
+    reply = f"Peskov said Russia develops cooperation with Iran [{rank}]. It invented a fact [42]."
+    pieces: list[str] = []
+    answer = llm_service(mock_response=reply).answer(question, "en", retrieval, on_token=pieces.append)
+    assert len(pieces) > 5 and "".join(pieces) == reply  # token by token, nothing lost
+    assert [c.n for c in answer.citations] == [rank] and answer.dropped_citations == ["[42]"]
+    assert "[42]" not in answer.answer
+
+
+def _recording_completion(replies: list[str], calls: list[dict]):
+    """A litellm-shaped completion function: records each call's messages, answers with the next reply."""
+    from litellm import ModelResponse
+
+    def completion(**kwargs):
+        calls.append(kwargs)
+        return ModelResponse(choices=[{"message": {"role": "assistant", "content": replies[len(calls) - 1]}}])
+
+    return completion
+
+
+def _generative(service, settings, answerer):
+    """The shared service (same snapshot) answering with `answerer`; the shared one is left as it was."""
+    llm = copy.copy(service)
+    llm.settings = settings
+    llm.answerer = answerer
+    return llm
+
+
+def test_a_follow_up_is_condensed_into_a_standalone_question_before_retrieval(service, seed_settings):
+    calls: list[dict] = []
+    standalone = "What did Kremlin spokesman Dmitry Peskov tell CNBC about cooperation with Iran?"
+    settings = seed_settings.model_copy(update={"llm_model": MODEL})
+    completion = _recording_completion([standalone, "Peskov said cooperation with Iran develops [1]."], calls)
+    llm = _generative(service, settings, LLMAnswerer(service.index, service.corpus, service.embedder, settings,
+                                                     completion, strategy="passages"))
+    history = [{"question": "Who speaks for the Kremlin?", "answer": "Dmitry Peskov [1]."}]
+    answer = llm.ask("And what did he tell CNBC about Iran?", "en", history=history)
+
+    condense_prompt = " ".join(m["content"] for m in calls[0]["messages"])
+    assert "Who speaks for the Kremlin?" in condense_prompt and "what did he tell CNBC" in condense_prompt
+    assert "[1]" not in condense_prompt  # earlier answers go in without their markers
+    assert answer.standalone_question == standalone
+    assert standalone in calls[1]["messages"][1]["content"]  # the answer is written for the standalone question
+    assert any("بيسكوف" in h.text for h in answer.hits)  # and retrieval ran on it
+
+
+def test_condensing_falls_back_to_the_follow_up_when_the_model_rambles(service, llm_service):
+    rambling = "Sure! " + "Here is a long explanation of the conversation. " * 30
+    answerer = llm_service(mock_response=rambling)
+    follow_up = "And in return?"
+    assert answerer.condense(follow_up, [("What did Iran send Russia?", "Drones [1].")], "en") == follow_up
+    assert answerer.condense(follow_up, [], "en") == follow_up  # no thread: nothing to condense, no model call
+
+
+def test_ask_stream_sends_the_models_tokens_before_the_final_answer(service, seed_settings):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    settings = seed_settings.model_copy(update={"llm_model": MODEL})
+    llm = _generative(service, settings, LLMAnswerer(
+        service.index, service.corpus, service.embedder, settings, strategy="passages",
+        mock_response="Peskov said Russia develops cooperation with Iran [1]."))
+    with TestClient(create_app(settings, service=llm)) as client:
+        response = client.post("/ask/stream", json={"question": PESKOV_Q})
+    assert response.status_code == 200
+    events = [(block.split("\n")[0].removeprefix("event: "), json.loads(block.split("\n")[1].removeprefix("data: ")))
+              for block in response.text.strip().split("\n\n")]
+    names = [name for name, _ in events]
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert names[-1] == "answer" and names.count("token") > 5 and names.index("token") > names.index("status")
+    assert "".join(tokens) == "Peskov said Russia develops cooperation with Iran [1]."
+    assert events[-1][1]["citations"][0]["n"] == 1

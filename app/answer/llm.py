@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from string import Template
 from typing import Any, Callable, Literal
 
@@ -51,6 +52,10 @@ _REFUSAL = re.compile(
 )
 _LETTER = re.compile(r"[^\W\d_]")
 _TRAILING = re.compile(r"([.!?؟؛])((?:[ \t]*\[\d+\])+)")
+# Condensing a follow-up: how much of the thread the model sees, and how long its one-line reply may be.
+CONDENSE_TURNS = 3
+CONDENSE_ANSWER_CHARS = 600
+CONDENSE_MAX_TOKENS = 120
 PROMPTS = {
     "passages": ("answer_system.txt", "answer_user.txt"),
     "evidence": ("evidence_system.txt", "evidence_user.txt"),
@@ -118,6 +123,8 @@ class LLMAnswerer:
         system_name, user_name = PROMPTS[self.strategy]
         self.system = load_prompt(settings, system_name)
         self.user = load_prompt(settings, user_name)
+        self.condense_system = load_prompt(settings, "condense_system.txt")
+        self.condense_user = load_prompt(settings, "condense_user.txt")
         # The "evidence" strategy selects sentences exactly as the extractive answerer does: pass the service's own
         # ExtractiveAnswerer as `selector` to share its settings; the default is built from the same Settings.
         self.selector = selector or ExtractiveAnswerer(index, corpus, threshold=settings.abstain_threshold,
@@ -131,7 +138,11 @@ class LLMAnswerer:
         self._completion = completion
         self.completion_kwargs = completion_kwargs  # e.g. mock_response in tests
 
-    def _complete(self, messages: list[dict]) -> str:
+    def _complete(self, messages: list[dict], on_token: Callable[[str], None] | None = None, *,
+                  max_tokens: int | None = None) -> str:
+        """The model's reply to `messages`. With `on_token`, the reply is streamed and each piece of text is passed
+        to it as it arrives (the returned text is the whole reply either way). Provider failures become LLMError
+        (502) and timeouts LLMTimeout (504), whether they happen before or during the stream."""
         import litellm
 
         completion = self._completion or litellm.completion
@@ -143,17 +154,61 @@ class LLMAnswerer:
                 api_key=self.settings.llm_api_key,
                 timeout=self.settings.llm_timeout,
                 temperature=self.settings.llm_temperature,
-                max_tokens=self.settings.llm_max_tokens,
+                max_tokens=max_tokens or self.settings.llm_max_tokens,
+                **({"stream": True} if on_token else {}),
                 **self.completion_kwargs,
             )
+            if on_token:
+                return self._read_stream(response, on_token)
         except litellm.exceptions.Timeout as exc:
             raise LLMTimeout(f"the language model did not answer within {self.settings.llm_timeout:g} s") from exc
+        except LLMError:
+            raise
         except Exception as exc:  # any provider failure is the provider's, not the client's: 502
             raise LLMError(f"the language model provider failed: {type(exc).__name__}: {exc}"[:500]) from exc
         content = response.choices[0].message.content
         if not isinstance(content, str):
             raise LLMError("the language model returned no text")
         return content
+
+    @staticmethod
+    def _read_stream(response: Any, on_token: Callable[[str], None]) -> str:
+        pieces: list[str] = []
+        for chunk in response:
+            choices = getattr(chunk, "choices", None) or []
+            delta = getattr(choices[0], "delta", None) if choices else None
+            text = getattr(delta, "content", None) if delta is not None else None
+            if text:
+                pieces.append(text)
+                on_token(text)
+        if not pieces:
+            raise LLMError("the language model returned no text")
+        return "".join(pieces)
+
+    def condense(self, question: str, history: Sequence[tuple[str, str]], language: str) -> str:
+        """Follow-up + conversation → one standalone question (prompts/condense_*.txt), so retrieval and the answer
+        see what "and what did Iran get in return?" refers to. `history` is (question, answer) pairs, oldest first;
+        only the last few turns are sent, answers trimmed and without their [n] markers. Falls back to the
+        follow-up itself when the model's reply is empty or implausibly long."""
+        turns = list(history)[-CONDENSE_TURNS:]
+        if not turns:
+            return question
+        conversation = "\n".join(
+            f"Q: {' '.join(q.split())}\nA: {' '.join(_MARKER.sub('', a or '').split())[:CONDENSE_ANSWER_CHARS]}"
+            for q, a in turns
+        )
+        names = {"language_name": LANGUAGE_NAMES[language]}
+        messages = [
+            {"role": "system", "content": self.condense_system.safe_substitute(names)},
+            {"role": "user", "content": self.condense_user.safe_substitute(names, history=conversation,
+                                                                            question=question)},
+        ]
+        reply = self._complete(messages, max_tokens=CONDENSE_MAX_TOKENS)
+        standalone = " ".join(reply.strip().strip('"«»').split())
+        standalone = re.sub(r"^(standalone question|question|السؤال)\s*[:：]\s*", "", standalone, flags=re.IGNORECASE)
+        if not standalone or len(standalone) > max(4 * len(question), 400):
+            return question
+        return standalone
 
     # -- prompts ------------------------------------------------------------------------------------------------
 
@@ -183,7 +238,11 @@ class LLMAnswerer:
 
     # -- answering ----------------------------------------------------------------------------------------------
 
-    def answer(self, question: str, language: str, retrieval: Retrieval) -> Answer:
+    def answer(self, question: str, language: str, retrieval: Retrieval,
+               on_token: Callable[[str], None] | None = None) -> Answer:
+        """The validated answer. `on_token` receives the model's raw text as it streams (a preview: markers are
+        validated, unmarked sentences attributed and refusals turned into abstentions only in the returned
+        Answer, which is the authoritative one)."""
         def abstain(dropped: list[str]) -> Answer:
             return Answer(answer=ABSTENTION[language], language=language, abstained=True, citations=[],
                           hits=retrieval.hits, mode="llm", dropped_citations=dropped)
@@ -195,11 +254,11 @@ class LLMAnswerer:
             if not chosen:  # too weak to answer: abstain without spending a model call
                 return abstain([])
             n_sources = len(chosen)
-            raw = self._complete(self.messages(question, language, retrieval, chosen))
+            raw = self._complete(self.messages(question, language, retrieval, chosen), on_token)
         else:
             chosen = []
             n_sources = len(retrieval.hits)
-            raw = self._complete(self.messages(question, language, retrieval))
+            raw = self._complete(self.messages(question, language, retrieval), on_token)
         text, cited, dropped = validate_markers(raw, n_sources)
         if ABSTAIN_TOKEN in text.upper() or is_refusal(text):
             return abstain(dropped)

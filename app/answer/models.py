@@ -32,6 +32,8 @@ class Answer(BaseModel):
     dropped_citations: list[str] = Field(
         default_factory=list, description="markers the model wrote that point at no retrieved passage, removed"
     )
+    standalone_question: str | None = Field(
+        None, description="LLM mode, follow-ups: the question the thread was condensed into (what was retrieved)")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
