@@ -115,3 +115,12 @@ def test_numeric_question_needs_a_number_the_question_does_not_already_give(serv
     assert not has_answer_type("the agreement runs for 20 years", "number", question)
     assert has_answer_type("worth 400 billion dollars", "number", question)
     assert has_answer_type("بقيمة أربعين مليار دولار", "number", "ما قيمة الصفقة؟")
+
+
+def test_time_words_count_before_punctuation():
+    from app.answer.evidence import has_answer_type
+
+    # "in the nineties," — the comma must not hide the decade from a "which decade" question.
+    assert has_answer_type("طرحت موسكو الفكرة في التسعينيات، لأول مرة", "time", "في أي عقد طرحت الفكرة؟")
+    assert not has_answer_type("طرحت موسكو الفكرة لأول مرة", "time", "في أي عقد طرحت الفكرة؟")
+
