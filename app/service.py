@@ -54,10 +54,13 @@ class RagService:
             return LLMAnswerer(self.index, self.corpus, self.embedder, self.settings)
         return ExtractiveAnswerer(self.index, self.corpus, threshold=self.settings.abstain_threshold,
                                   margin=self.settings.sentence_margin,
-                                  max_sentences=self.settings.answer_max_sentences,
+                                  max_sentences=min(self.settings.extractive_max_sentences,
+                                                    self.settings.answer_max_sentences),
+                                  single_fact_sentences=self.settings.single_fact_sentences,
                                   lexical_weight=self.settings.lexical_weight,
                                   other_article_margin=self.settings.other_article_margin,
-                                  rank_penalty=self.settings.rank_penalty, names=self.names)
+                                  rank_penalty=self.settings.rank_penalty,
+                                  answer_type_margin=self.settings.answer_type_margin, names=self.names)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
         _check_text(query, "query")
