@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=5)
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
-    answer_max_sentences: int = Field(4, ge=1)
+    answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this
+    extractive_max_sentences: int = Field(3, ge=1)  # quotes for a question asking what the articles (plural) say
+    single_fact_sentences: int = Field(2, ge=1)  # quotes for any other question: the best sentence and one more
     abstain_threshold: float = 0.775
+    # A number/date question abstains when the best sentence holding a number/date scores this far below the
+    # best sentence overall (the sources discuss the subject without giving the figure).
+    answer_type_margin: float = 0.05
     sentence_margin: float = 0.12
     other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
     lexical_weight: float = 0.15

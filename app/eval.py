@@ -404,7 +404,7 @@ def _top_evidence(service, question: str, retrieval) -> dict:
 
     evidence = scorer.score(retrieval)
     kind = answer_type(question)
-    typed = [e for e in evidence if has_answer_type(e.text, kind)]
+    typed = [e for e in evidence if has_answer_type(e.text, kind, question)]
     return {
         "top_evidence_score": round(typed[0].score, 4) if typed else None,
         "top_evidence_score_any": round(evidence[0].score, 4) if evidence else None,
@@ -729,7 +729,10 @@ def main(argv: Sequence[str] | None = None, *, service=None) -> int:
                    "llm_strategy": getattr(service.answerer, "strategy", None), "embedder": service.embedder.name,
                    "abstain_threshold": s.abstain_threshold, "sentence_margin": s.sentence_margin,
                    "lexical_weight": s.lexical_weight, "support_threshold": s.support_threshold,
-                   "answer_max_sentences": s.answer_max_sentences, "chunk_size": s.chunk_size,
+                   "answer_max_sentences": s.answer_max_sentences,
+                   "extractive_max_sentences": s.extractive_max_sentences,
+                   "single_fact_sentences": s.single_fact_sentences, "answer_type_margin": s.answer_type_margin,
+                   "other_article_margin": s.other_article_margin, "chunk_size": s.chunk_size,
                    "chunk_overlap": s.chunk_overlap, "rrf_k": s.rrf_k, "candidates": s.candidates,
                    "index_built_at": service.index.manifest.get("built_at"),
                    "index_counts": service.index.manifest.get("counts")},

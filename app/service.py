@@ -213,12 +213,7 @@ class RagService:
         return extractive
 
     def _extractive(self, index: Index, corpus: Corpus, names: NameChecker | None) -> ExtractiveAnswerer:
-        return ExtractiveAnswerer(index, corpus, threshold=self.settings.abstain_threshold,
-                                  margin=self.settings.sentence_margin,
-                                  max_sentences=self.settings.answer_max_sentences,
-                                  lexical_weight=self.settings.lexical_weight,
-                                  other_article_margin=self.settings.other_article_margin,
-                                  rank_penalty=self.settings.rank_penalty, names=names)
+        return ExtractiveAnswerer.from_settings(index, corpus, self.settings, names=names)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
         _check_text(query, "query")

@@ -115,3 +115,63 @@ def test_numeric_question_needs_a_number_the_question_does_not_already_give(serv
     assert not has_answer_type("the agreement runs for 20 years", "number", question)
     assert has_answer_type("worth 400 billion dollars", "number", question)
     assert has_answer_type("بقيمة أربعين مليار دولار", "number", "ما قيمة الصفقة؟")
+
+
+def test_time_words_count_before_punctuation():
+    from app.answer.evidence import has_answer_type
+
+    # "in the nineties," — the comma must not hide the decade from a "which decade" question.
+    assert has_answer_type("طرحت موسكو الفكرة في التسعينيات، لأول مرة", "time", "في أي عقد طرحت الفكرة؟")
+    assert not has_answer_type("طرحت موسكو الفكرة لأول مرة", "time", "في أي عقد طرحت الفكرة؟")
+
+
+# Selection rules on synthetic evidence: the answerer's scorer is replaced by a stub returning fixed scores.
+
+
+def _evidence(article: str, score: float, text: str = "نص", chunk: int = 0, lexical: float = 0.5):
+    from app.answer.evidence import Evidence
+
+    _evidence.counter = getattr(_evidence, "counter", 0) + 1
+    return Evidence(sentence_id=_evidence.counter, chunk_index=chunk, hit_rank=1, article_id=article, start=0,
+                    end=len(text), text=text, semantic=score, lexical=lexical, score=score)
+
+
+def _answerer(evidence, **options):
+    from app.answer.extractive import ExtractiveAnswerer
+
+    settings = dict(threshold=0.7, margin=0.12, max_sentences=3, single_fact_sentences=2,
+                    other_article_margin=0.02, answer_type_margin=0.05)
+    answerer = ExtractiveAnswerer(None, None, **(settings | options))
+    answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence)})()
+    return answerer
+
+
+def test_one_fact_question_quotes_the_best_article_and_at_most_one_more_sentence():
+    evidence = [_evidence("a", 0.90), _evidence("b", 0.89), _evidence("a", 0.86), _evidence("a", 0.85),
+                _evidence("c", 0.80)]
+    chosen = _answerer(evidence).select("What did the minister say about the canal?", None)
+    # b scores within the other-article margin of the best, so it may join; the cap of two ends the answer.
+    assert [(e.article_id, e.score) for e in chosen] == [("a", 0.90), ("b", 0.89)]
+    evidence = [_evidence("a", 0.90), _evidence("b", 0.85), _evidence("a", 0.84)]
+    chosen = _answerer(evidence).select("What did the minister say about the canal?", None)
+    assert [e.article_id for e in chosen] == ["a", "a"]  # b is clearly below the best: another article, left out
+
+
+def test_question_across_the_articles_quotes_several_sources_within_the_margin():
+    evidence = [_evidence("a", 0.90), _evidence("b", 0.85), _evidence("c", 0.83), _evidence("d", 0.82),
+                _evidence("e", 0.70)]
+    chosen = _answerer(evidence).select("What do the articles say about the canal?", None)
+    assert [e.article_id for e in chosen] == ["a", "b", "c"]  # capped at max_sentences; e is outside the margin
+
+
+def test_number_question_abstains_when_only_weaker_sentences_hold_a_number():
+    question = "How many ships took part in the drill?"
+    best_without_number = _evidence("a", 0.90, "the drill took place in the gulf")
+    weaker_with_number = _evidence("b", 0.82, "a delegation of 65 businessmen travelled")
+    assert _answerer([best_without_number, weaker_with_number]).select(question, None) == []
+    # When the sentence holding the number is (nearly) the best match, it answers.
+    close_with_number = _evidence("b", 0.89, "twelve ships, 3 of them Chinese, took part")
+    chosen = _answerer([best_without_number, close_with_number]).select(question, None)
+    assert [e.article_id for e in chosen] == ["b"]
+    # Without a margin the check is off: the weaker sentence with a number answers.
+    assert _answerer([best_without_number, weaker_with_number], answer_type_margin=None).select(question, None)

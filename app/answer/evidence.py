@@ -31,7 +31,8 @@ _MONTHS = (
     "|تموز|اب|ايلول|تشرين|الاثنين|الثلاثاء|الاربعاء|الخميس|الجمعه|السبت|الاحد|امس|الماضي|المقبل|التسعينيات"
     "|الثمانينيات|السبعينيات|الستينيات|عقد|عام|سنه"
 )
-_TIME = re.compile(r"\d|(^|\s)[وبفل]?(" + _MONTHS + r")(\s|$)")
+# A time word ends where the Arabic letters end: "في التسعينيات،" names a decade as much as "في التسعينيات".
+_TIME = re.compile(r"\d|(^|\s)[وبفل]?(" + _MONTHS + r")(?![\u0621-\u064a])")
 
 
 # Questions that ask what several sources say ("what do the articles say", "بحسب المقالات").

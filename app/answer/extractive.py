@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
 from app.answer.models import ABSTENTION, Answer, Citation
+from app.config import Settings
 from app.corpus import Article, Corpus
 from app.index import Index
 from app.retrieval import Retrieval
@@ -38,7 +39,8 @@ class ExtractiveAnswerer:
     mode = "extractive"
 
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
-                 lexical_weight: float = 0.15, other_article_margin: float = 0.02, rank_penalty: float = 0.0,
+                 single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_article_margin: float = 0.02,
+                 rank_penalty: float = 0.0, answer_type_margin: float | None = None,
                  names: NameChecker | None = None):
         self.index = index
         self.corpus = corpus
@@ -46,35 +48,60 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.margin = margin
         self.max_sentences = max_sentences
+        self.single_fact_sentences = single_fact_sentences
         self.other_article_margin = other_article_margin
+        self.answer_type_margin = answer_type_margin
         self.names = names
 
-    def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
-        """The sentences to quote, best first; empty when the evidence is too weak to answer."""
+    @classmethod
+    def from_settings(cls, index: Index, corpus: Corpus, settings: Settings,
+                      names: NameChecker | None = None) -> "ExtractiveAnswerer":
+        """The answerer the service uses, every limit and threshold taken from `settings`."""
+        return cls(index, corpus, threshold=settings.abstain_threshold, margin=settings.sentence_margin,
+                   max_sentences=min(settings.extractive_max_sentences, settings.answer_max_sentences),
+                   single_fact_sentences=settings.single_fact_sentences, lexical_weight=settings.lexical_weight,
+                   other_article_margin=settings.other_article_margin, rank_penalty=settings.rank_penalty,
+                   answer_type_margin=settings.answer_type_margin, names=names)
+
+    def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
+        """The sentences that may answer, best first; empty when the sources do not answer the question."""
         if self.names is not None and self.names.unknown_names(question):
             return []  # it asks about someone or something no article mentions
         evidence = self.scorer.score(retrieval)
-        kind = answer_type(question)
-        evidence = [e for e in evidence if has_answer_type(e.text, kind, question)]
         if detect_language(question) == CORPUS_LANGUAGE:
             # The question is written in the articles' language: a sentence sharing none of its terms is
             # not evidence for it, however close its embedding.
             evidence = [e for e in evidence if e.lexical > 0]
-        if not evidence or evidence[0].score < self.threshold:
+        kind = answer_type(question)
+        typed = [e for e in evidence if has_answer_type(e.text, kind, question)]
+        if not typed or typed[0].score < self.threshold:
             return []
-        best = evidence[0].score
-        across = asks_across_sources(question)
-        chosen: list[Evidence] = []
-        for candidate in evidence:
-            if candidate.score < best - self.margin or len(chosen) == self.max_sentences:
+        if self.answer_type_margin is not None and typed[0].score < evidence[0].score - self.answer_type_margin:
+            # The passage that best matches the question holds no number or date, and those that hold one
+            # match it clearly worse: the sources discuss the subject but do not give the figure asked for.
+            return []
+        return typed
+
+    def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
+        """The sentences to quote, best first; empty when the evidence is too weak to answer."""
+        evidence = self.evidence(question, retrieval)
+        if not evidence:
+            return []
+        close = [e for e in evidence if e.score >= evidence[0].score - self.margin]
+        if asks_across_sources(question):
+            return close[: self.max_sentences]
+        return self._one_fact(close)
+
+    def _one_fact(self, close: list[Evidence]) -> list[Evidence]:
+        """A question about one fact is answered by the article holding it: the best sentence and at most a
+        few more. Each further quote is one more chance to cite a passage that does not answer, so another
+        article's sentence joins only when it scores as well as the best."""
+        best = close[0]
+        chosen = [best]
+        for candidate in close[1:]:
+            if len(chosen) == self.single_fact_sentences:
                 break
-            # A question about one fact is answered by the article that holds it; another article's
-            # sentence joins only when it scores as well, when its chunk is among the top two retrieved
-            # (retrieval weighs the whole passage, which one sentence's score does not), or when the
-            # question asks across the sources.
-            new_article = all(candidate.article_id != c.article_id for c in chosen)
-            close = candidate.score >= best - self.other_article_margin or candidate.hit_rank <= 2
-            if chosen and new_article and not across and not close:
+            if candidate.article_id != best.article_id and candidate.score < best.score - self.other_article_margin:
                 continue
             chosen.append(candidate)
         return chosen

@@ -127,12 +127,7 @@ class LLMAnswerer:
         self.condense_user = load_prompt(settings, "condense_user.txt")
         # The "evidence" strategy selects sentences exactly as the extractive answerer does: pass the service's own
         # ExtractiveAnswerer as `selector` to share its settings; the default is built from the same Settings.
-        self.selector = selector or ExtractiveAnswerer(index, corpus, threshold=settings.abstain_threshold,
-                                                       margin=settings.sentence_margin,
-                                                       max_sentences=settings.answer_max_sentences,
-                                                       lexical_weight=settings.lexical_weight,
-                                                       other_article_margin=settings.other_article_margin,
-                                                       rank_penalty=settings.rank_penalty)
+        self.selector = selector or ExtractiveAnswerer.from_settings(index, corpus, settings)
         if self.strategy == "evidence":
             self.scorer = self.selector.scorer  # lets the evaluation report the top evidence scores
         self._completion = completion
