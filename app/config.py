@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     embed_query_prefix: str = "query: "
     embed_passage_prefix: str = "passage: "
     embed_batch_size: int = Field(16, ge=1)
+    # Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
+    query_cache_size: int = Field(4096, ge=0)
 
     # Chunking (characters of raw text).
     chunk_size: int = Field(1000, ge=100)

