@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from app.retrieval import Hit, HybridRetriever
 from app.store import Change, Recovery, UpdateLock, commit_update, recover
 from app.text.arabic import detect_language
 from app.text.names import NameChecker
+from app.text.names import warm_up as warm_up_names
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class RagService:
             build = current_build_name(settings.index_dir)
         self._snapshot = self._make_snapshot(corpus, index, status, build, answerer)
         self.startup_seconds = time.perf_counter() - started
+        threading.Thread(target=warm_up_names, name="names-warm-up", daemon=True).start()
         log.info("service ready in %.2f s (index %s, mode %s)", self.startup_seconds, self.index_status,
                  self.answerer.mode)
 

@@ -66,6 +66,12 @@ def _zipf():
     return zipf_frequency
 
 
+def warm_up() -> None:
+    """Load the English word-frequency list (~1-1.5 s) now, so the first English question does not wait for it.
+    The service calls this in a background thread after start-up, keeping it out of the cold start."""
+    _zipf()("the", "en")
+
+
 def is_name_like(word: str) -> bool:
     """Capitalised, not an acronym, and rare as an English word."""
     if not word[0].isupper() or word.isupper():
@@ -101,7 +107,6 @@ class NameChecker:
                             break
                     if i + 1 < len(words):  # names written as two words: جيمس تاون
                         add(plain[i] + plain[i + 1], f"{word} {words[i + 1]}")
-        _zipf()("the", "en")  # load the frequency list now rather than on the first question
         return cls(skeletons, latin)
 
     def unknown_names(self, question: str) -> list[str]:
