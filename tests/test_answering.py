@@ -175,3 +175,50 @@ def test_number_question_abstains_when_only_weaker_sentences_hold_a_number():
     assert [e.article_id for e in chosen] == ["b"]
     # Without a margin the check is off: the weaker sentence with a number answers.
     assert _answerer([best_without_number, weaker_with_number], answer_type_margin=None).select(question, None)
+
+
+def _corpus_with_outlets():
+    from app.corpus import ArticleMeta, Corpus, make_article
+
+    metas = {
+        "post": ArticleMeta(original="واشنطن بوست", original_en="The Washington Post"),
+        "wire": ArticleMeta(source="وكالة هاوار", source_en="Hawar News Agency", original_en="Al-Monitor"),
+        "site": ArticleMeta(source="نهج", source_en="Nahj", original_en="The Jamestown Foundation (Paul Goble)"),
+    }
+    return Corpus({k: make_article(k, "عنوان\nنص المقال.\n", meta) for k, meta in metas.items()})
+
+
+@pytest.mark.parametrize(
+    "question, named",
+    [
+        ("According to the Washington Post, what did the Kremlin want?", {"post"}),
+        ("What does the Hawar news agency report say about the drill?", {"wire"}),
+        ("ماذا تقول وكالة هاوار عن المناورات؟", {"wire"}),
+        ("What did Al Monitor and the Jamestown analysis conclude?", {"wire", "site"}),  # generic words dropped
+        ("بحسب تحليل واشنطن بوست، ما الذي يريده الكرملين؟", {"post"}),
+        # A one-word outlet name that is a common word ("نهج": approach) does not name the outlet...
+        ("ما نهج موسكو في الخليج؟", set()),
+        # ...nor does half of a two-word name.
+        ("What did Washington say about the drill?", set()),
+    ],
+)
+def test_outlets_named_in_a_question_map_to_their_articles(question, named):
+    from app.text.sources import SourceNames
+
+    assert SourceNames.from_corpus(_corpus_with_outlets()).named_articles(question) == named
+
+
+def test_question_naming_an_outlet_is_answered_from_that_outlets_article():
+    from app.text.sources import SourceNames
+
+    sources = SourceNames.from_corpus(_corpus_with_outlets())
+    evidence = [_evidence("wire", 0.90), _evidence("post", 0.88), _evidence("post", 0.80)]
+    chosen = _answerer(evidence, sources=sources).select("According to the Washington Post, what was signed?", None)
+    assert [e.article_id for e in chosen] == ["post", "post"]
+    # Without an outlet in the question the best sentence wins, whichever article it is from.
+    chosen = _answerer(evidence, sources=sources).select("What was signed?", None)
+    assert chosen[0].article_id == "wire"
+    # When no retrieved sentence comes from the named outlet, the others still answer.
+    chosen = _answerer([_evidence("wire", 0.90)], sources=sources).select(
+        "According to the Washington Post, what was signed?", None)
+    assert [e.article_id for e in chosen] == ["wire"]

@@ -10,6 +10,7 @@ from app.index import Index
 from app.retrieval import Retrieval
 from app.text.arabic import detect_language
 from app.text.names import NameChecker
+from app.text.sources import SourceNames
 
 CORPUS_LANGUAGE = "ar"
 
@@ -41,7 +42,7 @@ class ExtractiveAnswerer:
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
                  single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_article_margin: float = 0.02,
                  rank_penalty: float = 0.0, answer_type_margin: float | None = None,
-                 names: NameChecker | None = None):
+                 names: NameChecker | None = None, sources: SourceNames | None = None):
         self.index = index
         self.corpus = corpus
         self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty)
@@ -52,6 +53,7 @@ class ExtractiveAnswerer:
         self.other_article_margin = other_article_margin
         self.answer_type_margin = answer_type_margin
         self.names = names
+        self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
 
     @classmethod
     def from_settings(cls, index: Index, corpus: Corpus, settings: Settings,
@@ -67,7 +69,7 @@ class ExtractiveAnswerer:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
         if self.names is not None and self.names.unknown_names(question):
             return []  # it asks about someone or something no article mentions
-        evidence = self.scorer.score(retrieval)
+        evidence = self._from_named_outlets(question, self.scorer.score(retrieval))
         if detect_language(question) == CORPUS_LANGUAGE:
             # The question is written in the articles' language: a sentence sharing none of its terms is
             # not evidence for it, however close its embedding.
@@ -81,6 +83,14 @@ class ExtractiveAnswerer:
             # match it clearly worse: the sources discuss the subject but do not give the figure asked for.
             return []
         return typed
+
+    def _from_named_outlets(self, question: str, evidence: list[Evidence]) -> list[Evidence]:
+        """Only the named outlets' sentences when the question names outlets ("according to the Washington
+        Post"): another article's sentence may match the wording as well, but it is not what was asked about.
+        When no retrieved sentence comes from them, the evidence is left as it is."""
+        named = self.sources.named_articles(question)
+        own = [e for e in evidence if e.article_id in named]
+        return own or evidence
 
     def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""

@@ -1,0 +1,71 @@
+"""Outlets named in a question: "according to the Washington Post", "بحسب تحليل جيمس تاون" → those outlets' articles.
+
+A question that attributes what it asks to an outlet is answered by that outlet's articles, however well a
+sentence of another article happens to match it. Outlet names come from the articles' metadata (`source`,
+`original` and their English forms), matched as whole phrases after the shared normalisation.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from app.corpus import Corpus
+from app.text.arabic import ARABIC_LETTER, normalize
+from app.text.names import _NAME_ZIPF
+
+# Words that describe what an outlet is rather than which one it is ("Hawar News Agency" is named as "Hawar").
+_GENERIC = {normalize(w) for w in ("the", "news", "agency", "foundation", "newspaper", "وكالة", "مؤسسة", "صحيفة",
+                                   "موقع", "قناة")}
+_PARENTHESES = re.compile(r"\([^)]*\)")
+_SEPARATORS = re.compile(r"[-‐–—’'`\"“”«».,:;!?؟،]+")
+# A one-word outlet name counts only when it is rare as a word (the rarity that makes a word a name in
+# app.text.names): "Hawar" names an outlet wherever it appears, "نهج" ("approach") is a common word first.
+_RARE_ZIPF = _NAME_ZIPF
+
+
+def _plain(text: str) -> str:
+    return " ".join(_SEPARATORS.sub(" ", normalize(text)).split())
+
+
+def outlet_key(name: str) -> str:
+    """The words of an outlet name that identify it: 'The Jamestown Foundation (Paul Goble)' → 'jamestown'."""
+    words = _plain(_PARENTHESES.sub(" ", name)).split()
+    return " ".join(w for w in words if w not in _GENERIC)
+
+
+@lru_cache(maxsize=1024)
+def _is_rare_word(word: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "ar" if ARABIC_LETTER.search(word) else "en") < _RARE_ZIPF
+
+
+class SourceNames:
+    """Which articles a question names by their outlet."""
+
+    def __init__(self, outlets: dict[str, set[str]]):
+        self.outlets = outlets  # outlet key -> ids of the articles it published or that translate it
+        self._patterns = {
+            key: re.compile(r"(?<!\w)[وبلف]?" + re.escape(key) + r"(?!\w)") for key in outlets
+        }
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus) -> "SourceNames":
+        outlets: dict[str, set[str]] = {}
+        for article in corpus.articles.values():
+            meta = article.meta
+            for name in (meta.source, meta.source_en, meta.original, meta.original_en):
+                key = outlet_key(name)
+                if key:
+                    outlets.setdefault(key, set()).add(article.id)
+        return cls(outlets)
+
+    def named_articles(self, question: str) -> set[str]:
+        """Ids of the articles whose outlet the question names; empty when it names none."""
+        text = _plain(question)
+        found: set[str] = set()
+        for key, pattern in self._patterns.items():
+            if pattern.search(text) and (" " in key or _is_rare_word(key)):
+                found |= self.outlets[key]
+        return found
