@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from pydantic import BaseModel
@@ -13,6 +14,7 @@ from app.embeddings import Embedder
 from app.index import Index
 from app.text.arabic import tokenize
 from app.text.names import NameChecker
+from app.text.questions import asks_across_sources
 
 
 class Hit(BaseModel):
@@ -43,10 +45,47 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+class TermCoverage:
+    """IDF-weighted share of a query's terms that a text holds (the lexical half of a sentence's score)."""
+
+    def __init__(self, index: Index):
+        self.index = index
+
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        indptr = np.asarray(self.index.bm25.scores["indptr"])
+        df = np.diff(indptr)
+        n = max(len(self.index.chunks), 1)
+        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def idf(self, term: str) -> float:
+        token_id = self.index.vocabulary.get(term)
+        return float(self._idf[token_id]) if token_id is not None else 0.0
+
+    def weights(self, query_terms: list[str]) -> dict[str, float]:
+        """Each query term's weight. Terms the corpus never uses weigh as much as its rarest term: a question
+        about something no article mentions cannot be lexically covered by any sentence."""
+        if not query_terms:
+            return {}
+        unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
+        return {t: self.idf(t) or unknown_weight for t in set(query_terms)}
+
+    @staticmethod
+    def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+
+
 class HybridRetriever:
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
-                 sentence_weight: float = 0.5, names: NameChecker | None = None):
+                 sentence_weight: float = 0.5, names: NameChecker | None = None, other_article_slots: int = 0,
+                 lexical_weight: float = 0.15):
         self.index = index
+        # For a question across the sources, the last slots of the top k go to articles not yet among the hits.
+        self.other_article_slots = other_article_slots
+        self.lexical_weight = lexical_weight  # of term coverage in a sentence's score, as in the evidence score
+        self.terms = TermCoverage(index)
+        self._sentence_terms: dict[int, set[str]] = {}
         self.names = names
         self.sentence_weight = sentence_weight
         self.corpus = corpus
@@ -65,7 +104,8 @@ class HybridRetriever:
         depth = min(self.candidates, n_chunks)
         dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
         dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
-        sentence = self._sentence_ranking(query_vector, depth)
+        nearest_sentences = self._nearest_sentences(query_vector, depth)
+        sentence = self._sentence_ranking(nearest_sentences, depth)
         t2 = time.perf_counter()
         timings["dense_ms"] = (t2 - t1) * 1000
 
@@ -84,26 +124,66 @@ class HybridRetriever:
             lexical = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
         timings["bm25_ms"] = (time.perf_counter() - t2) * 1000
 
-        hits = self._fuse(dense, sentence, lexical, bm25_weight, k)
+        fused = self._fuse(dense, sentence, lexical, bm25_weight)
+        if self.other_article_slots and asks_across_sources(query):
+            fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k)
+        hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t2) * 1000 - timings["bm25_ms"]
         return Retrieval(hits, query_vector, terms, bm25_weight, timings)
 
-    def _sentence_ranking(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        """Chunks ranked by their best-matching sentence: a chunk whose one sentence answers the question
-        can score low as a whole when the rest of it is about something else."""
+    def _nearest_sentences(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """The sentences closest to the query, (sentence id, similarity), best first."""
         n = min(depth * 4, self.index.sentence_dense.ntotal)
         scores, ids = self.index.sentence_dense.search(query_vector[None, :], n)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def _sentence_ranking(self, nearest: list[tuple[int, float]], depth: int) -> list[tuple[int, float]]:
+        """Chunks ranked by their best-matching sentence: a chunk whose one sentence answers the question
+        can score low as a whole when the rest of it is about something else."""
         best: dict[int, float] = {}
-        for sentence_id, score in zip(ids[0], scores[0]):
-            if sentence_id < 0:
-                continue
+        for sentence_id, score in nearest:
             for chunk_index in self.index.sentence_chunks[sentence_id]:
                 if chunk_index not in best:
-                    best[chunk_index] = float(score)
+                    best[chunk_index] = score
         return sorted(best.items(), key=lambda item: -item[1])[:depth]
 
+    def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
+                              terms: list[str], bm25_weight: float, k: int) -> list[tuple[int, dict]]:
+        """The top k for a question about what several sources say: the best fused chunks, then — in the last
+        `other_article_slots` places — the chunk holding the best sentence of each article not yet among them
+        (best article first), then the fused order again. Five chunks rarely cover three articles, and an
+        article's best chunk as a whole often misses its one sentence on the subject, so the sentence picks it."""
+        kept = fused[: max(k - self.other_article_slots, 1)]
+        covered = {self.index.chunks[i].article_id for i, _ in kept}
+        weights = self.terms.weights(terms)
+        best: dict[str, tuple[float, int]] = {}  # article -> (sentence score, sentence id)
+        for sentence_id, similarity in nearest:
+            article_id = self.index.sentences[sentence_id].article_id
+            if article_id in covered:
+                continue
+            score = similarity + self.lexical_weight * bm25_weight * TermCoverage.coverage(
+                weights, self._terms_of(sentence_id))
+            if score > best.get(article_id, (-np.inf, -1))[0]:
+                best[article_id] = (score, sentence_id)
+        entries = dict(fused)
+        chosen = [i for i, _ in kept]
+        for _, sentence_id in sorted(best.values(), reverse=True)[: k - len(kept)]:
+            holders = self.index.sentence_chunks[sentence_id]
+            # Of the chunks holding the sentence, the one the fusion ranks best.
+            chosen.append(min(holders, key=lambda i: (i not in entries, -entries.get(i, {"score": 0.0})["score"])))
+        chosen += [i for i, _ in fused if i not in chosen]
+        return [(i, entries.get(i, {"score": 0.0})) for i in chosen]
+
+    def _terms_of(self, sentence_id: int) -> set[str]:
+        if sentence_id not in self._sentence_terms:
+            sentence = self.index.sentences[sentence_id]
+            self._sentence_terms[sentence_id] = set(tokenize(self.corpus.articles[sentence.article_id]
+                                                             .raw[sentence.start : sentence.end]))
+        return self._sentence_terms[sentence_id]
+
     def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
-              lexical: list[tuple[int, float]], bm25_weight: float, k: int) -> list[Hit]:
+              lexical: list[tuple[int, float]], bm25_weight: float) -> list[tuple[int, dict]]:
+        """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
         fused: dict[int, dict] = {}
         for rank, (i, score) in enumerate(dense, 1):
             entry = fused.setdefault(i, {"score": 0.0})
@@ -118,29 +198,22 @@ class HybridRetriever:
             entry.update(bm25_rank=rank, bm25_score=score)
             entry["score"] += bm25_weight / (self.rrf_k + rank)
 
-        hits: list[Hit] = []
+        ranked: list[tuple[int, dict]] = []
         kept_spans: list[tuple[str, int, int]] = []
         for i, entry in sorted(fused.items(), key=lambda item: -item[1]["score"]):
             chunk = self.index.chunks[i]
             if any(_mostly_overlaps(chunk.article_id, chunk.start, chunk.end, span) for span in kept_spans):
                 continue  # a near-duplicate of a better-ranked overlapping chunk
             kept_spans.append((chunk.article_id, chunk.start, chunk.end))
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    chunk_id=chunk.chunk_id,
-                    article_id=chunk.article_id,
-                    title=self.corpus.articles[chunk.article_id].title if chunk.article_id in self.corpus.articles
-                    else chunk.article_id,
-                    start=chunk.start,
-                    end=chunk.end,
-                    text=chunk.text,
-                    **entry,
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
+            ranked.append((i, entry))
+        return ranked
+
+    def _hit(self, chunk_index: int, entry: dict, rank: int) -> Hit:
+        chunk = self.index.chunks[chunk_index]
+        title = self.corpus.articles[chunk.article_id].title if chunk.article_id in self.corpus.articles \
+            else chunk.article_id
+        return Hit(rank=rank, chunk_id=chunk.chunk_id, article_id=chunk.article_id, title=title, start=chunk.start,
+                   end=chunk.end, text=chunk.text, **entry)
 
 
 def _mostly_overlaps(article_id: str, start: int, end: int, other: tuple[str, int, int]) -> bool:

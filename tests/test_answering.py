@@ -222,3 +222,41 @@ def test_question_naming_an_outlet_is_answered_from_that_outlets_article():
     chosen = _answerer([_evidence("wire", 0.90)], sources=sources).select(
         "According to the Washington Post, what was signed?", None)
     assert [e.article_id for e in chosen] == ["wire"]
+
+
+def _retriever_over(chunks, sentences, other_article_slots=2):
+    """A HybridRetriever over a stand-in index: chunks (article, start, end) and sentences (article, start, end,
+    chunk indexes); only what spreading the hits over articles reads."""
+    from types import SimpleNamespace
+
+    from app.retrieval import HybridRetriever
+
+    index = SimpleNamespace(
+        chunks=[SimpleNamespace(article_id=a, start=s, end=e) for a, s, e in chunks],
+        sentences=[SimpleNamespace(article_id=a, start=s, end=e) for a, s, e, _ in sentences],
+        sentence_chunks=[list(c) for *_, c in sentences],
+        vocabulary={}, bm25=None,
+    )
+    retriever = HybridRetriever(index, None, None, other_article_slots=other_article_slots)
+    retriever._terms_of = lambda sentence_id: set()  # no lexical evidence: similarity decides
+    return retriever
+
+
+def test_question_across_sources_gives_its_last_slots_to_other_articles_best_sentences():
+    # Chunks 0-3 of article a lead the fusion; b's best sentence lies in chunk 5, not in its best fused chunk 4.
+    chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
+    sentences = [("a", 0, 5, [0]), ("b", 12, 18, [5]), ("b", 0, 5, [4]), ("c", 0, 5, [6])]
+    retriever = _retriever_over(chunks, sentences)
+    fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
+    nearest = [(0, 0.90), (1, 0.85), (2, 0.80), (3, 0.70)]
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    assert [i for i, _ in ranked[:5]] == [0, 1, 2, 5, 6]  # three fused, then b's and c's best-sentence chunks
+    assert [i for i, _ in ranked[5:]] == [3, 4]  # the rest follows in fused order
+
+
+def test_only_questions_across_sources_spread_their_hits():
+    from app.text.questions import asks_across_sources
+
+    assert asks_across_sources("What do the articles say about the canal?")
+    assert asks_across_sources("ماذا تقول المصادر عن القناة؟")
+    assert not asks_across_sources("Which port did the warships enter?")

@@ -10,8 +10,9 @@ import numpy as np
 
 from app.corpus import Corpus
 from app.index import Index
-from app.retrieval import Retrieval
+from app.retrieval import Retrieval, TermCoverage
 from app.text.arabic import normalize, tokenize
+from app.text.questions import asks_across_sources  # noqa: F401  (re-exported: the answerers import it from here)
 
 # What kind of answer a question wants, when it is a number or a time: the evidence must then hold one.
 _NUMERIC_Q = re.compile(
@@ -33,14 +34,6 @@ _MONTHS = (
 )
 # A time word ends where the Arabic letters end: "في التسعينيات،" names a decade as much as "في التسعينيات".
 _TIME = re.compile(r"\d|(^|\s)[وبفل]?(" + _MONTHS + r")(?![\u0621-\u064a])")
-
-
-# Questions that ask what several sources say ("what do the articles say", "بحسب المقالات").
-_ACROSS = re.compile(r"\b(articles|sources|reports|reporting|coverage|outlets)\b|(^|\s)[وب]?(المقالات|المصادر|التقارير)")
-
-
-def asks_across_sources(question: str) -> bool:
-    return bool(_ACROSS.search(normalize(question)))
 
 
 def answer_type(question: str) -> str | None:
@@ -95,22 +88,14 @@ class EvidenceScorer:
         self.rank_penalty = rank_penalty
 
     @cached_property
-    def _idf(self) -> np.ndarray:
-        indptr = np.asarray(self.index.bm25.scores["indptr"])
-        df = np.diff(indptr)
-        n = max(len(self.index.chunks), 1)
-        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+    def _terms(self) -> TermCoverage:
+        return TermCoverage(self.index)
 
     def idf(self, term: str) -> float:
-        token_id = self.index.vocabulary.get(term)
-        return float(self._idf[token_id]) if token_id is not None else 0.0
+        return self._terms.idf(term)
 
     def score(self, retrieval: Retrieval) -> list[Evidence]:
-        # Terms the corpus never uses weigh as much as its rarest term: a question about something no
-        # article mentions cannot be lexically covered by any sentence.
-        unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
-        weights = {t: self.idf(t) or unknown_weight for t in set(retrieval.query_terms)}
-        total = sum(weights.values())
+        weights = self._terms.weights(retrieval.query_terms)
 
         seen: set[int] = set()
         candidates: list[tuple[int, int, int]] = []  # (sentence id, chunk index, hit rank)
@@ -129,10 +114,7 @@ class EvidenceScorer:
         for (sentence_id, chunk_index, rank), sem in zip(candidates, semantic):
             sentence = self.index.sentences[sentence_id]
             text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
-            lexical = 0.0
-            if total > 0:
-                terms = set(tokenize(text))
-                lexical = sum(w for t, w in weights.items() if t in terms) / total
+            lexical = TermCoverage.coverage(weights, set(tokenize(text)))
             out.append(
                 Evidence(
                     sentence_id=sentence_id,
