@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     answer_type_margin: float = 0.05
     sentence_margin: float = 0.12
     other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
+    other_article_max_rank: int = Field(2, ge=1)  # ...and come from a chunk among this many top fused hits
     lexical_weight: float = 0.15
     rank_penalty: float = 0.005  # evidence score lost per rank of the chunk a sentence comes from
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).

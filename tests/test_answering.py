@@ -128,11 +128,11 @@ def test_time_words_count_before_punctuation():
 # Selection rules on synthetic evidence: the answerer's scorer is replaced by a stub returning fixed scores.
 
 
-def _evidence(article: str, score: float, text: str = "نص", chunk: int = 0, lexical: float = 0.5):
+def _evidence(article: str, score: float, text: str = "نص", chunk: int = 0, lexical: float = 0.5, hit_rank: int = 1):
     from app.answer.evidence import Evidence
 
     _evidence.counter = getattr(_evidence, "counter", 0) + 1
-    return Evidence(sentence_id=_evidence.counter, chunk_index=chunk, hit_rank=1, article_id=article, start=0,
+    return Evidence(sentence_id=_evidence.counter, chunk_index=chunk, hit_rank=hit_rank, article_id=article, start=0,
                     end=len(text), text=text, semantic=score, lexical=lexical, score=score)
 
 
@@ -155,6 +155,17 @@ def test_one_fact_question_quotes_the_best_article_and_at_most_one_more_sentence
     evidence = [_evidence("a", 0.90), _evidence("b", 0.85), _evidence("a", 0.84)]
     chosen = _answerer(evidence).select("What did the minister say about the canal?", None)
     assert [e.article_id for e in chosen] == ["a", "a"]  # b is clearly below the best: another article, left out
+
+
+def test_another_article_joins_a_one_fact_answer_only_from_a_top_ranked_chunk():
+    question = "Which port did the warships enter?"
+    close_but_far_down = [_evidence("a", 0.80, hit_rank=1), _evidence("b", 0.795, hit_rank=4),
+                          _evidence("a", 0.70, hit_rank=1)]
+    assert [e.article_id for e in _answerer(close_but_far_down).select(question, None)] == ["a", "a"]
+    close_and_high = [_evidence("a", 0.80, hit_rank=3), _evidence("b", 0.795, hit_rank=2)]
+    assert [e.article_id for e in _answerer(close_and_high).select(question, None)] == ["a", "b"]
+    # The best sentence itself may come from any rank: the rule only bounds the further article.
+    assert _answerer([_evidence("a", 0.80, hit_rank=5)]).select(question, None)[0].article_id == "a"
 
 
 def test_question_across_the_articles_quotes_several_sources_within_the_margin():

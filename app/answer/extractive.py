@@ -41,7 +41,7 @@ class ExtractiveAnswerer:
 
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
                  single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_article_margin: float = 0.02,
-                 rank_penalty: float = 0.0, answer_type_margin: float | None = None,
+                 rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
                  names: NameChecker | None = None, sources: SourceNames | None = None):
         self.index = index
         self.corpus = corpus
@@ -51,6 +51,7 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.single_fact_sentences = single_fact_sentences
         self.other_article_margin = other_article_margin
+        self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
         self.names = names
         self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
@@ -63,7 +64,8 @@ class ExtractiveAnswerer:
                    max_sentences=min(settings.extractive_max_sentences, settings.answer_max_sentences),
                    single_fact_sentences=settings.single_fact_sentences, lexical_weight=settings.lexical_weight,
                    other_article_margin=settings.other_article_margin, rank_penalty=settings.rank_penalty,
-                   answer_type_margin=settings.answer_type_margin, names=names)
+                   answer_type_margin=settings.answer_type_margin,
+                   other_article_max_rank=settings.other_article_max_rank, names=names)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
@@ -111,10 +113,18 @@ class ExtractiveAnswerer:
         for candidate in close[1:]:
             if len(chosen) == self.single_fact_sentences:
                 break
-            if candidate.article_id != best.article_id and candidate.score < best.score - self.other_article_margin:
+            if candidate.article_id != best.article_id and not self._other_article_agrees(candidate, best):
                 continue
             chosen.append(candidate)
         return chosen
+
+    def _other_article_agrees(self, candidate: Evidence, best: Evidence) -> bool:
+        """Another article's sentence joins a one-fact answer only when both rankings back it: it scores about
+        as well as the best sentence, and its chunk is among the top fused hits. For an English question only the
+        cross-lingual embedding scores sentences, and a close score alone often comes from a passage the
+        fused ranking (whole chunk, best sentence, names) put far down."""
+        return (candidate.score >= best.score - self.other_article_margin
+                and candidate.hit_rank <= self.other_article_max_rank)
 
     def answer(self, question: str, language: str, retrieval: Retrieval) -> Answer:
         chosen = self.select(question, retrieval)
