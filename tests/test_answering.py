@@ -117,6 +117,17 @@ def test_numeric_question_needs_a_number_the_question_does_not_already_give(serv
     assert has_answer_type("بقيمة أربعين مليار دولار", "number", "ما قيمة الصفقة؟")
 
 
+def test_numbers_written_as_words_count_and_word_parts_do_not():
+    from app.answer.evidence import has_answer_type
+
+    question = "كم سفينة شاركت في المناورات؟"
+    assert has_answer_type("بمشاركة عشر سفن حربية وثلاث مروحيات", "number", question)
+    assert has_answer_type("وتستمر التدريبات أربعة أيام", "number", question)
+    assert has_answer_type("two frigates took part", "number", "How many ships took part?")
+    assert not has_answer_type("ستكون المناورات الأكبر في المنطقة", "number", question)  # "ست" inside a word
+    assert not has_answer_type("وقال إن الاتفاق استراتيجي", "number", question)
+
+
 def test_time_words_count_before_punctuation():
     from app.answer.evidence import has_answer_type
 
