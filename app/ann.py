@@ -42,6 +42,15 @@ def choose_index_kind(n_vectors: int) -> str:
     return "flat" if n_vectors <= FLAT_MAX_VECTORS else "ivf"
 
 
+def resolve_kind(setting: str, n_vectors: int) -> str:
+    """The kind to build for `n_vectors` under the RAG_DENSE_INDEX setting: "auto" chooses by size, a kind is kept."""
+    if setting == "auto":
+        return choose_index_kind(n_vectors)
+    if setting not in KINDS:
+        raise ValueError(f"unknown dense index kind {setting!r} (expected auto or one of {', '.join(KINDS)})")
+    return setting
+
+
 def ivf_nlist(n_vectors: int) -> int:
     """Inverted lists for n vectors: ~2*sqrt(n) rounded to a power of two, and enough training points per list."""
     if n_vectors <= 0:
@@ -94,6 +103,7 @@ def index_params(index: faiss.Index) -> dict:
                 "efSearch": index.hnsw.efSearch}
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
+        ivf = faiss.downcast_index(ivf)  # try_extract_index_ivf returns the IndexIVF base class
         codes = "SQ8" if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else type(ivf).__name__
         return {"kind": "ivf", "nlist": ivf.nlist, "nprobe": ivf.nprobe, "codes": codes}
     return {"kind": "flat"}
