@@ -59,11 +59,14 @@ def ivf_nlist(n_vectors: int) -> int:
     return max(1, min(target, n_vectors // IVF_TRAIN_PER_LIST or 1))
 
 
-def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> faiss.Index:
+def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234, trained: faiss.Index | None = None
+                     ) -> faiss.Index:
     """An inner-product index of `kind` ('flat', 'hnsw' or 'ivf') holding `vectors` (n x d, normalised),
     with its search parameters set (they are saved with faiss.write_index). 'ivf' trains on (a sample of) these
     vectors, so build it from the whole corpus: later `add`s reuse those centroids, and an 'ivf' made from no
-    vectors is untrained (choose_index_kind never picks it for so few)."""
+    vectors is untrained (choose_index_kind never picks it for so few). `trained`: an earlier build's index; when
+    it is an IVF with the nlist these vectors get, its centroids and SQ8 ranges are reused instead of running
+    k-means again (an update then only adds), and they are retrained once the corpus has grown to another nlist."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError("vectors must be a 2-d array (n x d)")
@@ -76,6 +79,16 @@ def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> fai
         index.hnsw.efSearch = HNSW_EF_SEARCH
     elif kind == "ivf":
         nlist = ivf_nlist(n)
+        reusable = _reusable_ivf(trained, nlist, dim)
+        if reusable is not None:
+            index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(reusable.quantizer), dim, nlist,
+                                                  faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            index.sq.trained = reusable.sq.trained
+            index.is_trained = True
+            index.nprobe = min(IVF_NPROBE, nlist)
+            if n:
+                index.add(vectors)
+            return index
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
@@ -94,6 +107,18 @@ def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> fai
     if n:
         index.add(vectors)
     return index
+
+
+def _reusable_ivf(index: faiss.Index | None, nlist: int, dim: int):
+    """`index` as a trained IVF-SQ8 with `nlist` lists of `dim`-d vectors, or None."""
+    ivf = faiss.try_extract_index_ivf(index) if index is not None else None
+    if ivf is None:
+        return None
+    ivf = faiss.downcast_index(ivf)
+    if not (isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.is_trained and ivf.nlist == nlist and ivf.d == dim
+            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT):
+        return None
+    return ivf
 
 
 def index_params(index: faiss.Index) -> dict:

@@ -224,8 +224,11 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         for target, row, text in todo:
             target[row] = embedded.vectors[row_of[text]]
 
-    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(settings.dense_index, len(chunks)))
-    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(settings.dense_index, len(sentences)))
+    # An update keeps the previous build's IVF centroids while the corpus size keeps their number (app.ann).
+    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(settings.dense_index, len(chunks)),
+                                 trained=previous.dense if previous is not None else None)
+    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(settings.dense_index, len(sentences)),
+                                          trained=previous.sentence_dense if previous is not None else None)
 
     bm25 = bm25s.BM25()
     bm25.index([tokenize(c.text) for c in chunks], show_progress=False)

@@ -3,6 +3,7 @@ vectors supplied from elsewhere (`--vectors-from`). A hash embedder keeps most o
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 
@@ -166,3 +167,23 @@ def test_top_positive_is_a_sorted_prefix_with_ties_by_index():
         k = int(rng.integers(1, 70))
         expected = [i for i in sorted(range(len(scores)), key=lambda i: (-scores[i], i)) if scores[i] > 0][:k]
         assert top_positive(scores, k).tolist() == expected
+
+
+def test_ivf_keeps_trained_centroids_while_the_corpus_keeps_its_nlist():
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((41_000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    first = ann.make_dense_index(vectors[:40_000], "ivf")
+    grown = ann.make_dense_index(vectors, "ivf", trained=first)  # same nlist: no k-means
+
+    def centroids(index):
+        ivf = faiss.extract_index_ivf(index)
+        return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+    assert ann.ivf_nlist(40_000) == ann.ivf_nlist(41_000) and np.array_equal(centroids(first), centroids(grown))
+    assert grown.ntotal == 41_000 and ann.index_params(grown) == ann.index_params(first)
+    gc.collect()  # the cloned quantizer lives as long as the index
+    _, found = grown.search(vectors[40_000:40_200], 1)
+    assert (found[:, 0] == np.arange(40_000, 40_200)).mean() >= 0.95
+    small = ann.make_dense_index(vectors[:500], "ivf", trained=first)  # fewer lists: trained afresh
+    assert ann.index_params(small)["nlist"] == ann.ivf_nlist(500) != ann.index_params(first)["nlist"]
