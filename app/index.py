@@ -251,8 +251,9 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         "build_seconds": round(time.perf_counter() - started, 2),
         "versions": _versions(),
     }
-    log.info("built index (%s): %s in %.1f s; embedded %d passages, reused %d vectors", manifest["update"]["mode"],
-             manifest["counts"], manifest["build_seconds"], len(unique), manifest["update"]["reused_vectors"])
+    log.info("built index (%s): %s in %.1f s; embedded %d passages (%d of them by an interrupted build or supplied), "
+             "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
+             len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
     return Index(manifest, chunks, sentences, chunk_sentences, dense, chunk_vectors, sentence_dense, sentence_vectors,
                  bm25)
 
