@@ -42,6 +42,15 @@ def choose_index_kind(n_vectors: int) -> str:
     return "flat" if n_vectors <= FLAT_MAX_VECTORS else "ivf"
 
 
+def resolve_kind(setting: str, n_vectors: int) -> str:
+    """The kind to build for `n_vectors` under the RAG_DENSE_INDEX setting: "auto" chooses by size, a kind is kept."""
+    if setting == "auto":
+        return choose_index_kind(n_vectors)
+    if setting not in KINDS:
+        raise ValueError(f"unknown dense index kind {setting!r} (expected auto or one of {', '.join(KINDS)})")
+    return setting
+
+
 def ivf_nlist(n_vectors: int) -> int:
     """Inverted lists for n vectors: ~2*sqrt(n) rounded to a power of two, and enough training points per list."""
     if n_vectors <= 0:
@@ -50,11 +59,14 @@ def ivf_nlist(n_vectors: int) -> int:
     return max(1, min(target, n_vectors // IVF_TRAIN_PER_LIST or 1))
 
 
-def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> faiss.Index:
+def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234, trained: faiss.Index | None = None
+                     ) -> faiss.Index:
     """An inner-product index of `kind` ('flat', 'hnsw' or 'ivf') holding `vectors` (n x d, normalised),
     with its search parameters set (they are saved with faiss.write_index). 'ivf' trains on (a sample of) these
     vectors, so build it from the whole corpus: later `add`s reuse those centroids, and an 'ivf' made from no
-    vectors is untrained (choose_index_kind never picks it for so few)."""
+    vectors is untrained (choose_index_kind never picks it for so few). `trained`: an earlier build's index; when
+    it is an IVF with the nlist these vectors get, its centroids and SQ8 ranges are reused instead of running
+    k-means again (an update then only adds), and they are retrained once the corpus has grown to another nlist."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError("vectors must be a 2-d array (n x d)")
@@ -67,6 +79,16 @@ def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> fai
         index.hnsw.efSearch = HNSW_EF_SEARCH
     elif kind == "ivf":
         nlist = ivf_nlist(n)
+        reusable = _reusable_ivf(trained, nlist, dim)
+        if reusable is not None:
+            index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(reusable.quantizer), dim, nlist,
+                                                  faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            index.sq.trained = reusable.sq.trained
+            index.is_trained = True
+            index.nprobe = min(IVF_NPROBE, nlist)
+            if n:
+                index.add(vectors)
+            return index
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
@@ -87,6 +109,18 @@ def make_dense_index(vectors: np.ndarray, kind: str, *, seed: int = 1234) -> fai
     return index
 
 
+def _reusable_ivf(index: faiss.Index | None, nlist: int, dim: int):
+    """`index` as a trained IVF-SQ8 with `nlist` lists of `dim`-d vectors, or None."""
+    ivf = faiss.try_extract_index_ivf(index) if index is not None else None
+    if ivf is None:
+        return None
+    ivf = faiss.downcast_index(ivf)
+    if not (isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.is_trained and ivf.nlist == nlist and ivf.d == dim
+            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT):
+        return None
+    return ivf
+
+
 def index_params(index: faiss.Index) -> dict:
     """What to record in the manifest about a dense index: its kind and search parameters."""
     if isinstance(index, faiss.IndexHNSW):
@@ -94,6 +128,7 @@ def index_params(index: faiss.Index) -> dict:
                 "efSearch": index.hnsw.efSearch}
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
+        ivf = faiss.downcast_index(ivf)  # try_extract_index_ivf returns the IndexIVF base class
         codes = "SQ8" if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else type(ivf).__name__
         return {"kind": "ivf", "nlist": ivf.nlist, "nprobe": ivf.nprobe, "codes": codes}
     return {"kind": "flat"}

@@ -15,10 +15,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Question answering over Arabic news articles, with citations.")
 
 
-def _service(rebuild: bool = False):
+def _service(rebuild: bool = False, vectors_from: list[str] | None = None):
+    from pathlib import Path
+
     from app.service import RagService
 
-    return RagService(get_settings(), rebuild=rebuild, progress=sys.stderr.isatty())
+    return RagService(get_settings(), rebuild=rebuild, progress=sys.stderr.isatty(),
+                      vectors_from=[Path(p) for p in vectors_from or ()])
 
 
 def _fail(message: str) -> None:
@@ -33,13 +36,40 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log what 
 
 
 @app.command()
-def index(rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if the stored index matches")) -> None:
-    """Build the index under index/ (or reuse it when config and corpus are unchanged)."""
-    service = _service(rebuild)
+def index(
+    rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if the stored index matches"),
+    vectors_from: Optional[list[str]] = typer.Option(
+        None, "--vectors-from", help="folder of vector shards made elsewhere by the same embedder (app/embed_cache.py)"),
+) -> None:
+    """Build the index under index/ (or reuse it when config and corpus are unchanged).
+
+    An interrupted build resumes: vectors are checkpointed under index/.embed-cache-*/ as they are made."""
+    from app.errors import RagError
+
+    try:
+        service = _service(rebuild, vectors_from)
+    except RagError as exc:
+        _fail(exc.message)
     manifest = service.index.manifest
     typer.echo(f"index {service.index_status}: {manifest['counts']} "
                f"(embedder {manifest['embedder']['model']}, built {manifest['built_at']} "
                f"in {manifest['build_seconds']} s)")
+
+
+@app.command()
+def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one {\"text\": ...} a line")) -> None:
+    """List the distinct passage texts a full build embeds (chunks and sentences), for embedding them elsewhere."""
+    from pathlib import Path
+
+    from app.corpus import load_corpus
+    from app.index import passage_texts
+
+    settings = get_settings()
+    texts = passage_texts(list(load_corpus(settings.corpus_dir).articles.values()), settings)
+    with Path(out).open("w", encoding="utf-8") as handle:
+        for text in texts:
+            handle.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {len(texts)} passages to {out}")
 
 
 @app.command()

@@ -28,10 +28,17 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(16, ge=1)
     # Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
     query_cache_size: int = Field(4096, ge=0)
+    # A full build checkpoints its vectors every this many passages (index/.embed-cache-*/), so a killed build
+    # resumes there instead of starting over; at ~3-35 passages/s that is at most a few minutes of lost work.
+    embed_shard_size: int = Field(1024, ge=1)
 
     # Chunking (characters of raw text).
     chunk_size: int = Field(1000, ge=100)
     chunk_overlap: int = Field(400, ge=1)  # at most this much text is repeated from one chunk into the next
+
+    # Dense (ANN) index of chunk and sentence vectors: "auto" = exact (flat) up to app.ann.FLAT_MAX_VECTORS
+    # vectors, IVF-SQ8 above (measured in bench/README.md); or force "flat", "hnsw" or "ivf".
+    dense_index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
 
     # Retrieval.
     top_k: int = Field(5, ge=1, le=50)

@@ -27,6 +27,12 @@ class IndexUnavailable(RagError):
     status = 503
 
 
+class VectorsMismatch(RagError):
+    """Vectors supplied for a build (`rag index --vectors-from`) were made by another embedder than the index uses."""
+
+    status = 400
+
+
 class LLMError(RagError):
     """The generative model's provider failed (502) or timed out (504)."""
 

@@ -18,9 +18,11 @@ import bm25s
 import faiss
 import numpy as np
 
+from app import ann
 from app.chunking import Chunk, Chunker
 from app.config import Settings
 from app.corpus import Corpus
+from app.embed_cache import VectorShards, embed_passages, vectors_identity
 from app.embeddings import Embedder, embedder_identity
 from app.errors import IndexUnavailable
 from app.hooks import checkpoint
@@ -42,20 +44,23 @@ class Sentence:
 
 @dataclass
 class Index:
+    """Chunks and sentences with their vectors twice over: as arrays (exact; what updates reuse and answerers score
+    with, memory-mapped when loaded) and as ANN indexes (what retrieval searches; any kind of app.ann)."""
+
     manifest: dict
     chunks: list[Chunk]
     sentences: list[Sentence]
     chunk_sentences: list[list[int]]  # for each chunk, the sentences that lie inside it
-    dense: faiss.Index
+    dense: faiss.Index  # chunk vectors
+    chunk_vectors: np.ndarray
+    sentence_dense: faiss.Index  # sentence vectors
     sentence_vectors: np.ndarray
     bm25: bm25s.BM25
 
     def __post_init__(self) -> None:
         self.chunk_by_id = {chunk.chunk_id: i for i, chunk in enumerate(self.chunks)}
         self.vocabulary = self.bm25.vocab_dict
-        # Sentence vectors searched like chunk vectors; each sentence knows the chunks that hold it.
-        self.sentence_dense = faiss.IndexFlatIP(self.sentence_vectors.shape[1])
-        self.sentence_dense.add(np.ascontiguousarray(self.sentence_vectors, dtype=np.float32))
+        # Each sentence knows the chunks that hold it (a sentence in an overlap lies in two).
         self.sentence_chunks: list[list[int]] = [[] for _ in self.sentences]
         for chunk_index, members in enumerate(self.chunk_sentences):
             for sentence_id in members:
@@ -70,6 +75,8 @@ def expected_manifest(settings: Settings, corpus: Corpus) -> dict:
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap},
         "normalizer_version": NORMALIZER_VERSION,
         "corpus_fingerprint": corpus.fingerprint,
+        # Last, so a changed corpus is the reason given when both changed. Only the ANN structures depend on it.
+        "dense_index": settings.dense_index,
     }
 
 
@@ -92,18 +99,22 @@ def _versions() -> dict:
 
 def compatible(stored: dict, settings: Settings) -> str | None:
     """Why a stored index's vectors and chunks cannot be reused under `settings` (None: they can, whatever the
-    corpus): format, embedder, chunking and normaliser must match."""
-    expected = {k: v for k, v in expected_manifest(settings, Corpus({})).items() if k != "corpus_fingerprint"}
+    corpus and the kind of dense index): format, embedder, chunking and normaliser must match."""
+    expected = {k: v for k, v in expected_manifest(settings, Corpus({})).items()
+                if k not in ("corpus_fingerprint", "dense_index")}
     return mismatch_reason(stored, expected)
 
 
 def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progress: bool = False,
-                previous: Index | None = None, known_vectors: Mapping[str, np.ndarray] | None = None) -> Index:
+                previous: Index | None = None, known_vectors: Mapping[str, np.ndarray] | None = None,
+                work: VectorShards | None = None, vector_sources: Sequence[VectorShards] = ()) -> Index:
     """Chunk, embed and index `corpus`. With `previous` (an index built under the same embedder and chunking),
     articles whose text is unchanged keep their chunks, sentences and vectors, and any passage whose exact text
     `previous` already embedded keeps its vector: only new text is embedded. `known_vectors` (passage text ->
-    vector, from this embedder) are used too: an update embeds its new articles before it takes the lock. BM25 is
-    rebuilt from the chunk texts (cheap). The result is the same index a full build gives."""
+    vector, from this embedder) are used too: an update embeds its new articles before it takes the lock. Text
+    still to embed is embedded in shards checkpointed to `work` (resumable, see app/embed_cache.py), taking what
+    `work` and `vector_sources` already hold. BM25 and the ANN structures (app.ann, kind from
+    settings.dense_index) are rebuilt from the vectors. The result is the same index a full build gives."""
     started = time.perf_counter()
     if previous is not None and (compatible(previous.manifest, settings)
                                  or previous.manifest.get("dim") != embedder.dim):
@@ -161,22 +172,22 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     # Rows still to fill: (target array, row, text). Reused rows are copied from `previous` directly.
     todo: list[tuple[np.ndarray, int, str]] = []
     if previous is not None:
-        old_chunk_vectors = previous.dense.reconstruct_n(0, previous.dense.ntotal) if previous.dense.ntotal else None
-        for i, source in enumerate(chunk_source):
-            if source is not None:
-                chunk_vectors[i] = old_chunk_vectors[source]
-            else:
-                todo.append((chunk_vectors, i, chunks[i].text))
+        # The stored arrays, not the ANN index: IVF-SQ8 keeps 8-bit codes, and only flat can give vectors back.
+        reused = [(i, source) for i, source in enumerate(chunk_source) if source is not None]
+        _copy_rows(chunk_vectors, reused, previous.chunk_vectors)
+        todo += [(chunk_vectors, i, chunks[i].text) for i, source in enumerate(chunk_source) if source is None]
+        reused = []
         for i, sentence in enumerate(sentences):
             source = sentence_source.get((sentence.article_id, sentence.start, sentence.end))
             if source is not None:
-                sentence_vectors[i] = previous.sentence_vectors[source]
+                reused.append((i, source))
             else:
                 todo.append((sentence_vectors, i, sentence_texts[i]))
+        _copy_rows(sentence_vectors, reused, previous.sentence_vectors)
         if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
             known: dict[str, np.ndarray] = {}
             for i, chunk in enumerate(previous.chunks):
-                known.setdefault(chunk.text, old_chunk_vectors[i])
+                known.setdefault(chunk.text, previous.chunk_vectors[i])
             previous_raw_text = _previous_sentence_texts(previous, corpus)
             for j, text in previous_raw_text.items():
                 known.setdefault(text, previous.sentence_vectors[j])
@@ -204,14 +215,20 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         todo = still
 
     unique = list(dict.fromkeys(text for _, _, text in todo))  # each distinct text embedded once
+    resumed = 0
     if unique:
-        vectors = embedder.embed_passages(unique, progress=progress)
+        embedded = embed_passages(unique, embedder, shard_size=settings.embed_shard_size, work=work,
+                                  sources=vector_sources, progress=progress)
+        resumed = embedded.resumed
         row_of = {text: k for k, text in enumerate(unique)}
         for target, row, text in todo:
-            target[row] = vectors[row_of[text]]
+            target[row] = embedded.vectors[row_of[text]]
 
-    dense = faiss.IndexFlatIP(embedder.dim)
-    dense.add(np.ascontiguousarray(chunk_vectors))
+    # An update keeps the previous build's IVF centroids while the corpus size keeps their number (app.ann).
+    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(settings.dense_index, len(chunks)),
+                                 trained=previous.dense if previous is not None else None)
+    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(settings.dense_index, len(sentences)),
+                                          trained=previous.sentence_dense if previous is not None else None)
 
     bm25 = bm25s.BM25()
     bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
@@ -219,7 +236,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     manifest = {
         **expected_manifest(settings, corpus),
         "dim": embedder.dim,
-        "index_type": "flat",
+        "ann": {"chunks": ann.index_params(dense), "sentences": ann.index_params(sentence_dense)},
         "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
         "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences)},
         "generation": (previous.manifest.get("generation", 0) + 1) if previous is not None else 1,
@@ -227,15 +244,25 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             "mode": "incremental" if previous is not None else "full",
             "reused_articles": reused_articles,
             "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
+            "resumed_passages": resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
             "reused_vectors": len(chunks) + len(sentences) - rows_to_embed,
         },
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
         "versions": _versions(),
     }
-    log.info("built index (%s): %s in %.1f s; embedded %d passages, reused %d vectors", manifest["update"]["mode"],
-             manifest["counts"], manifest["build_seconds"], len(unique), manifest["update"]["reused_vectors"])
-    return Index(manifest, chunks, sentences, chunk_sentences, dense, sentence_vectors, bm25)
+    log.info("built index (%s): %s in %.1f s; embedded %d passages (%d of them by an interrupted build or supplied), "
+             "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
+             len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
+    return Index(manifest, chunks, sentences, chunk_sentences, dense, chunk_vectors, sentence_dense, sentence_vectors,
+                 bm25)
+
+
+def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.ndarray) -> None:
+    """target[i] = source[j] for each (i, j), in one gather (source may be a memory-mapped array of 10^6 rows)."""
+    if pairs:
+        rows, sources = zip(*pairs)
+        target[list(rows)] = source[list(sources)]
 
 
 def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
@@ -271,7 +298,9 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
-    faiss.write_index(index.dense, str(tmp / "dense.faiss"))
+    faiss.write_index(index.dense, str(tmp / "dense.faiss"))  # search parameters (nprobe, efSearch) included
+    np.save(tmp / "chunk_vectors.npy", index.chunk_vectors)
+    faiss.write_index(index.sentence_dense, str(tmp / "sentence_dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
     checkpoint("build_partial")
     index.bm25.save(str(tmp / "bm25"), show_progress=False)
@@ -381,13 +410,26 @@ def load_index(index_dir: Path) -> Index:
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         stored = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        # Memory-mapped: at 10^6 chunks the arrays are GBs, of which a query reads a few rows.
+        sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
+        if (folder / "chunk_vectors.npy").exists():
+            chunk_vectors = np.load(folder / "chunk_vectors.npy", mmap_mode="r")
+        else:  # a build written before the arrays were saved: its dense index is flat, which holds them exactly
+            chunk_vectors = dense.reconstruct_n(0, dense.ntotal)
+        if (folder / "sentence_dense.faiss").exists():
+            sentence_dense = faiss.read_index(str(folder / "sentence_dense.faiss"))
+        else:
+            sentence_dense = ann.make_dense_index(sentence_vectors, "flat")
         return Index(
             manifest=manifest,
             chunks=[Chunk(**c) for c in stored["chunks"]],
             sentences=[Sentence(**s) for s in stored["sentences"]],
             chunk_sentences=stored["chunk_sentences"],
-            dense=faiss.read_index(str(folder / "dense.faiss")),
-            sentence_vectors=np.load(folder / "sentence_vectors.npy"),
+            dense=dense,
+            chunk_vectors=chunk_vectors,
+            sentence_dense=sentence_dense,
+            sentence_vectors=sentence_vectors,
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False),
         )
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
@@ -395,9 +437,11 @@ def load_index(index_dir: Path) -> Index:
 
 
 def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, rebuild: bool = False,
-                  progress: bool = False) -> tuple[Index, str]:
+                  progress: bool = False, vectors_from: Sequence[Path] = ()) -> tuple[Index, str]:
     """Reuse the stored index when its manifest matches config and corpus; otherwise build, saying which and why.
-    When only the corpus changed, the build is incremental: the stored vectors of unchanged text are reused.
+    When only the corpus or the dense index kind changed, the build is incremental: the stored vectors of
+    unchanged text are reused. New text is embedded resumably (index/.embed-cache-*/, removed once the build is
+    live) and vectors found in the `vectors_from` shard folders are used as they are (app/embed_cache.py).
     Callers that may run beside other processes hold the update lock (app/store.py)."""
     expected = expected_manifest(settings, corpus)
     stored = read_manifest(settings.index_dir)
@@ -420,11 +464,21 @@ def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, reb
                 previous = load_index(settings.index_dir)
             except IndexUnavailable as exc:
                 log.warning("cannot reuse the stored vectors: %s", exc.message)
+    identity = vectors_identity(settings, embedder)
+    sources = [VectorShards(Path(folder), identity) for folder in vectors_from]
+    for source in sources:
+        source.check()
+    work = VectorShards.work_folder(settings.index_dir, identity)
     log.info("building index: %s", reason)
-    index = build_index(corpus, settings, embedder, progress=progress, previous=previous)
+    index = build_index(corpus, settings, embedder, progress=progress, previous=previous, work=work,
+                        vector_sources=sources)
     save_index(index, settings.index_dir)
+    work.remove()  # the build is live: its checkpoints are no longer needed
     update = index.manifest["update"]
     if update["mode"] == "incremental":
         reason += (f"; incremental: kept {update['reused_articles']} of {len(corpus)} articles, "
                    f"embedded {update['embedded_passages']} passages")
+    if update["resumed_passages"]:
+        reason += (f"; resumed: {update['resumed_passages']} of {update['embedded_passages']} passages were "
+                   f"already embedded")
     return index, f"built ({reason})"

@@ -120,8 +120,7 @@ class HybridRetriever:
         lexical: list[tuple[int, float]] = []
         if known:
             scores = self.index.bm25.get_scores(known)
-            top = np.argsort(-scores)[:depth]
-            lexical = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+            lexical = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
         timings["bm25_ms"] = (time.perf_counter() - t2) * 1000
 
         fused = self._fuse(dense, sentence, lexical, bm25_weight)
@@ -214,6 +213,17 @@ class HybridRetriever:
             else chunk.article_id
         return Hit(rank=rank, chunk_id=chunk.chunk_id, article_id=chunk.article_id, title=title, start=chunk.start,
                    end=chunk.end, text=chunk.text, **entry)
+
+
+def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the (at most) k highest positive scores, best first, ties by index. A partition, not a sort of
+    every chunk's score: at 10^6 chunks np.argsort took ~50 ms a query, the partition ~10 (bench/README.md)."""
+    if k <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    kth = -np.partition(-scores, k - 1)[k - 1] if k < len(scores) else 0.0
+    # Everything scoring at least the k-th score (all positive ones when fewer are positive), ordered exactly.
+    candidates = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def _mostly_overlaps(article_id: str, start: int, end: int, other: tuple[str, int, int]) -> bool:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -87,7 +88,7 @@ class UpdateResult:
 
 class RagService:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, answerer=None,
-                 rebuild: bool = False, progress: bool = False):
+                 rebuild: bool = False, progress: bool = False, vectors_from: Sequence[Path] = ()):
         started = time.perf_counter()
         self.settings = settings
         self.embedder: Embedder = embedder or make_embedder(settings)
@@ -97,7 +98,8 @@ class RagService:
             # A killed update is finished or discarded before anything is read (see app/store.py).
             self.recovery: Recovery | None = recover(settings.index_dir, settings.corpus_dir)
             corpus = load_corpus(settings.corpus_dir)
-            index, status = load_or_build(settings, corpus, self.embedder, rebuild=rebuild, progress=progress)
+            index, status = load_or_build(settings, corpus, self.embedder, rebuild=rebuild, progress=progress,
+                                          vectors_from=vectors_from)
             build = current_build_name(settings.index_dir)
         self._snapshot = self._make_snapshot(corpus, index, status, build, answerer)
         self.startup_seconds = time.perf_counter() - started

@@ -222,8 +222,10 @@ def recover(index_dir: Path, corpus_dir: Path) -> Recovery | None:
         if path.name.startswith(RETIRED_PREFIX):  # a finished update's leftovers: nothing to report
             shutil.rmtree(path, ignore_errors=True)
     if not txn.exists():
-        if current and any(p.name.startswith(".tmp-") for p in index_dir.iterdir()):
-            remove_stale_builds(index_dir, keep=current)  # a plain rebuild was interrupted before its commit
+        # A plain rebuild interrupted before its commit leaves a .tmp- or build- folder; an update killed between
+        # retiring its journal and removing the old build leaves that build.
+        if current and any(p.name != current and p.name.startswith((".tmp-", "build-")) for p in index_dir.iterdir()):
+            remove_stale_builds(index_dir, keep=current)
         return None
     journal = None
     if (txn / DONE).exists() and not (txn / JOURNAL).exists():

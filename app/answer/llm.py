@@ -311,7 +311,7 @@ class LLMAnswerer:
             start, end, support = sentence.start, sentence.end, float(sims[best])
         else:
             start, end = hit.start, hit.end
-            support = float(self.index.dense.reconstruct(self.index.chunk_by_id[hit.chunk_id]) @ claim_vector)
+            support = float(self.index.chunk_vectors[self.index.chunk_by_id[hit.chunk_id]] @ claim_vector)
         return self._make_citation(n, hit.article_id, hit.chunk_id, start, end, support)
 
     def _evidence_citation(self, n: int, text: str, evidence: Evidence) -> Citation:
