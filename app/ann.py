@@ -6,8 +6,9 @@ come from `python -m app.bench --scale 100k|1m` on this 2-core machine (bench/RE
 - flat (exact) scans every vector: one query on one thread takes ~0.1 us a vector here (0.8 ms at 10k,
   1.9 ms at 20k, 4.8 ms at 50k, 11-13 ms at 100k, 196 ms at 1M). Up to FLAT_MAX_VECTORS (30k: ~3 ms) it is
   exact, builds instantly, needs no training and takes incremental adds, so it stays the choice there.
-- ivf (IVF with SQ8 codes, nlist ~ 2*sqrt(n), nprobe 32) above: at 1M vectors recall@10 0.994, p50 ~1 ms,
-  p95 ~5 ms on the loaded machine (nprobe 16: p50 0.5 ms), 377 MB (flat: 1465 MB), built in 78 s (k-means
+- ivf (IVF with SQ8 codes, nlist ~ 2*sqrt(n), nprobe 16) above: at 1M vectors recall@10 0.9945, p50 0.53 ms,
+  p95 4.3 ms on the loaded machine (nprobe 32: the same recall, p95 5.1 ms; nprobe 8: the same recall, but real
+  embeddings are less clustered than the synthetic ones, so 16 keeps a margin), 377 MB (flat: 1465 MB), built in 78 s (k-means
   on 40 points a list + adding). Chosen over HNSW, which at 1M needed efSearch 256 for recall 0.97
   (p50 1.05 ms), 1.7 GB and a 14-minute build on the two cores (M=32, efConstruction=64).
 - hnsw stays available (make_dense_index(..., "hnsw")) with the parameters measured at 1M.
@@ -30,7 +31,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
 
-IVF_NPROBE = 32
+IVF_NPROBE = 16
 IVF_TRAIN_PER_LIST = 40  # training points per inverted list (faiss warns below 39)
 IVF_KMEANS_ITERATIONS = 10
 
