@@ -391,6 +391,9 @@ def build_service(mode: str, settings=None):
             settings = settings.model_copy(update={"llm_model": None})
         elif not settings.llm_model:
             raise GoldError("--mode llm needs a model: set RAG_LLM_MODEL (e.g. RAG_LLM_MODEL=ollama/qwen2.5)")
+        # Every question pays its own embedding: the baseline comparison re-runs each query, and cached vectors
+        # would time both systems without the step that costs most.
+        settings = settings.model_copy(update={"query_cache_size": 0})
     return RagService(settings, progress=sys.stderr.isatty())
 
 
