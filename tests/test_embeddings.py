@@ -54,3 +54,61 @@ def test_passages_are_not_cached_and_attributes_pass_through():
 def test_the_cache_is_on_by_default_and_can_be_turned_off():
     assert isinstance(make_embedder(Settings()), CachedQueries)
     assert not isinstance(make_embedder(Settings(query_cache_size=0)), CachedQueries)
+
+
+def test_questions_are_embedded_by_one_thread_and_waiting_ones_share_a_call():
+    import threading
+
+    from app.embeddings import QueryBatcher
+
+    class SlowRecorder(CountingEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[list[str]] = []
+            self.threads: set[int] = set()
+            self.release = threading.Event()
+
+        def embed_queries(self, texts):
+            self.calls.append(list(texts))
+            self.threads.add(threading.get_ident())
+            self.release.wait(5)  # the first call holds the worker so the others queue up behind it
+            return super().embed_queries(texts)
+
+    inner = SlowRecorder()
+    batcher = QueryBatcher(inner, max_batch=16)
+    results: dict[str, np.ndarray] = {}
+
+    def ask(text):
+        results[text] = batcher.embed_queries([text])[0]
+
+    first = threading.Thread(target=ask, args=("a",))
+    first.start()
+    while not inner.calls:  # the worker is busy with "a"
+        pass
+    others = [threading.Thread(target=ask, args=(t,)) for t in ("bb", "ccc", "dddd")]
+    for thread in others:
+        thread.start()
+    while batcher._queue.qsize() < 3:
+        pass
+    inner.release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert inner.calls[0] == ["a"] and sorted(inner.calls[1]) == ["bb", "ccc", "dddd"]  # one call for the three
+    assert len(inner.threads) == 1  # always the worker thread
+    assert all(results[t][0] == len(t) for t in ("a", "bb", "ccc", "dddd"))  # each caller gets its own vector
+
+
+def test_an_embedding_error_reaches_every_waiting_caller():
+    import pytest
+
+    from app.embeddings import QueryBatcher
+
+    class Broken(CountingEmbedder):
+        def embed_queries(self, texts):
+            raise RuntimeError("engine failed")
+
+    batcher = QueryBatcher(Broken(), max_batch=4)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        batcher.embed_queries(["x"])
+    with pytest.raises(RuntimeError, match="engine failed"):  # the worker survives and serves the next call
+        batcher.embed_queries(["y"])
