@@ -117,7 +117,14 @@ class QueryBatcher:
         return self._submit("queries", list(texts), False)
 
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self._submit("passages", list(texts), progress)
+        """Passages go in slices of `max_batch`, each waiting its turn, so questions asked during an update are
+        embedded between two slices instead of after the whole article (a build with a progress bar goes whole)."""
+        texts = list(texts)
+        if progress or len(texts) <= self.max_batch:
+            return self._submit("passages", texts, progress)
+        parts = [self._submit("passages", texts[i : i + self.max_batch], False)
+                 for i in range(0, len(texts), self.max_batch)]
+        return np.concatenate(parts)
 
     def _submit(self, kind: str, texts: list[str], progress: bool) -> np.ndarray:
         if threading.current_thread() is self._worker:  # an embedder calling itself: no queue to wait on

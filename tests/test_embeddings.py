@@ -112,3 +112,21 @@ def test_an_embedding_error_reaches_every_waiting_caller():
         batcher.embed_queries(["x"])
     with pytest.raises(RuntimeError, match="engine failed"):  # the worker survives and serves the next call
         batcher.embed_queries(["y"])
+
+
+def test_passages_go_in_slices_so_questions_can_go_between():
+    from app.embeddings import QueryBatcher
+
+    inner = CountingEmbedder()
+    calls: list[int] = []
+    original = inner.embed_passages
+
+    def recording(texts, *, progress=False):
+        calls.append(len(texts))
+        return original(texts, progress=progress)
+
+    inner.embed_passages = recording
+    batcher = QueryBatcher(inner, max_batch=4)
+    vectors = batcher.embed_passages([f"p{i}" for i in range(10)])
+    assert calls == [4, 4, 2] and vectors.shape == (10, 3)
+    assert batcher.embed_queries(["q"]).shape == (1, 3)
