@@ -511,33 +511,28 @@ def bench_in_process(service, baseline, rounds: int, passes: int, k: int = 5) ->
                                            "langchain_minus_embed": [], "search_cpu": [], "ask_cpu": [],
                                            "embed_cpu": []}
         search_ratio, ask_ratio, search_share = [], [], []
+
+        def timed(name: str, cpu_name: str, call):
+            """Run `call`, recording its wall and CPU ms under `name` / `cpu_name`; return (its result, wall ms)."""
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = call()
+            wall = (time.perf_counter() - t0) * 1000
+            samples[name].append(wall)
+            samples[cpu_name].append((time.process_time() - c0) * 1000)
+            return out, wall
+
         for _ in range(passes):
             for _, text in QUERIES:
-                c0, t0 = time.process_time(), time.perf_counter()
-                service.embedder.embed_queries([text])
-                samples["embed_only"].append((time.perf_counter() - t0) * 1000)
-                samples["embed_cpu"].append((time.process_time() - c0) * 1000)
-
-                c0, t0 = time.process_time(), time.perf_counter()
-                result = service.search(text, k)
-                wall = (time.perf_counter() - t0) * 1000
-                samples["search"].append(wall)
-                samples["search_cpu"].append((time.process_time() - c0) * 1000)
-                timings = result.timings_ms
-                if timings.get("embed_ms"):
-                    search_ratio.append(timings["total_ms"] / timings["embed_ms"])
-                    search_share.append(timings["embed_ms"] / timings["total_ms"])
-                    samples["search_minus_embed"].append(wall - timings["embed_ms"])
-
-                c0, t0 = time.process_time(), time.perf_counter()
-                answer = service.ask(text, None, k)
-                wall = (time.perf_counter() - t0) * 1000
-                samples["ask"].append(wall)
-                samples["ask_cpu"].append((time.process_time() - c0) * 1000)
-                timings = answer.timings_ms
-                if timings.get("embed_ms"):
-                    ask_ratio.append(timings["total_ms"] / timings["embed_ms"])
-                    samples["ask_minus_embed"].append(wall - timings["embed_ms"])
+                timed("embed_only", "embed_cpu", lambda: service.embedder.embed_queries([text]))
+                for name, call, ratios in (("search", lambda: service.search(text, k), search_ratio),
+                                           ("ask", lambda: service.ask(text, None, k), ask_ratio)):
+                    result, wall = timed(name, f"{name}_cpu", call)
+                    timings = result.timings_ms
+                    if timings.get("embed_ms"):
+                        ratios.append(timings["total_ms"] / timings["embed_ms"])
+                        samples[f"{name}_minus_embed"].append(wall - timings["embed_ms"])
+                        if name == "search":
+                            search_share.append(timings["embed_ms"] / timings["total_ms"])
 
                 if baseline is not None:
                     t0 = time.perf_counter()

@@ -207,7 +207,7 @@ class CachedQueries:
                     self._vectors.move_to_end(texts[i])
                 while len(self._vectors) > self.size:
                     self._vectors.popitem(last=False)
-        return np.stack([found[i] for i in range(len(texts))]).copy() if texts else self.inner.embed_queries([])
+        return np.stack([found[i] for i in range(len(texts))]) if texts else self.inner.embed_queries([])  # a new array
 
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.inner.embed_passages(texts, progress=progress)

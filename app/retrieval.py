@@ -50,6 +50,7 @@ class TermCoverage:
 
     def __init__(self, index: Index):
         self.index = index
+        self._sentence_terms: dict[int, set[str]] = {}  # filled as sentences are first scored
 
     @cached_property
     def _idf(self) -> np.ndarray:
@@ -70,6 +71,14 @@ class TermCoverage:
         unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
         return {t: self.idf(t) or unknown_weight for t in set(query_terms)}
 
+    def sentence_terms(self, sentence_id: int, text: str) -> set[str]:
+        """The terms of sentence `sentence_id` (whose text is `text`), tokenized once per index: tokenizing every
+        candidate sentence of every query was most of the answer step."""
+        terms = self._sentence_terms.get(sentence_id)
+        if terms is None:
+            terms = self._sentence_terms[sentence_id] = set(tokenize(text))
+        return terms
+
     @staticmethod
     def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
         total = sum(weights.values())
@@ -85,7 +94,6 @@ class HybridRetriever:
         self.other_article_slots = other_article_slots
         self.lexical_weight = lexical_weight  # of term coverage in a sentence's score, as in the evidence score
         self.terms = TermCoverage(index)
-        self._sentence_terms: dict[int, set[str]] = {}
         self.names = names
         self.sentence_weight = sentence_weight
         self.corpus = corpus
@@ -174,11 +182,9 @@ class HybridRetriever:
         return [(i, entries.get(i, {"score": 0.0})) for i in chosen]
 
     def _terms_of(self, sentence_id: int) -> set[str]:
-        if sentence_id not in self._sentence_terms:
-            sentence = self.index.sentences[sentence_id]
-            self._sentence_terms[sentence_id] = set(tokenize(self.corpus.articles[sentence.article_id]
-                                                             .raw[sentence.start : sentence.end]))
-        return self._sentence_terms[sentence_id]
+        sentence = self.index.sentences[sentence_id]
+        text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
+        return self.terms.sentence_terms(sentence_id, text)
 
     def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
               lexical: list[tuple[int, float]], bm25_weight: float) -> list[tuple[int, dict]]:

@@ -32,8 +32,7 @@ from app.ingest import NewArticle
 from app.retrieval import Hit, HybridRetriever
 from app.store import Change, Recovery, UpdateLock, commit_update, recover
 from app.text.arabic import detect_language
-from app.text.names import NameChecker
-from app.text.names import warm_up as warm_up_names
+from app.text.names import NameChecker, warm_up as warm_up_names
 
 log = logging.getLogger(__name__)
 

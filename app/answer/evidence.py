@@ -11,7 +11,7 @@ import numpy as np
 from app.corpus import Corpus
 from app.index import Index
 from app.retrieval import Retrieval, TermCoverage
-from app.text.arabic import normalize, tokenize
+from app.text.arabic import normalize
 from app.text.questions import asks_across_sources  # noqa: F401  (re-exported: the answerers import it from here)
 
 # What kind of answer a question wants, when it is a number or a time: the evidence must then hold one.
@@ -92,7 +92,6 @@ class EvidenceScorer:
         # Sentences of lower-ranked chunks lose a little: the chunk ranking weighs the whole passage
         # (and BM25), which a lone sentence's similarity does not see.
         self.rank_penalty = rank_penalty
-        self._sentence_terms: dict[int, set[str]] = {}  # filled as sentences are first scored
 
     @cached_property
     def _terms(self) -> TermCoverage:
@@ -100,14 +99,6 @@ class EvidenceScorer:
 
     def idf(self, term: str) -> float:
         return self._terms.idf(term)
-
-    def _terms_of(self, sentence_id: int, text: str) -> set[str]:
-        """A sentence's terms, tokenized once per index (tokenizing every candidate sentence was ~70 % of the
-        answer step)."""
-        terms = self._sentence_terms.get(sentence_id)
-        if terms is None:
-            terms = self._sentence_terms[sentence_id] = set(tokenize(text))
-        return terms
 
     def score(self, retrieval: Retrieval) -> list[Evidence]:
         weights = self._terms.weights(retrieval.query_terms)
@@ -129,7 +120,7 @@ class EvidenceScorer:
         for (sentence_id, chunk_index, rank), sem in zip(candidates, semantic):
             sentence = self.index.sentences[sentence_id]
             text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
-            lexical = TermCoverage.coverage(weights, self._terms_of(sentence_id, text))
+            lexical = TermCoverage.coverage(weights, self._terms.sentence_terms(sentence_id, text))
             out.append(
                 Evidence(
                     sentence_id=sentence_id,
