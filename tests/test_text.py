@@ -38,6 +38,13 @@ def test_a_name_in_ya_shares_a_stem_with_its_adjective():
     assert tokenize("قضايا") == ["قضاي"]
 
 
+def test_a_sound_feminine_plural_shares_a_stem_with_its_singular():
+    assert tokenize("العلاقات") == tokenize("العلاقة") == tokenize("علاقة")
+    assert tokenize("الشركات") == tokenize("الشركة")
+    assert tokenize("المقالات") == tokenize("المقال")
+    assert tokenize("ذات") == []  # short words are left alone (and this one is a stop-word)
+
+
 def test_stopwords_are_dropped_and_english_is_stemmed():
     assert tokenize("ما هي المسيرات التي في روسيا") == tokenize("المسيرات روسيا")
     assert tokenize("Which drones were supplied?") == ["drone", "suppli"]
