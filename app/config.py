@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     sentence_margin: float = 0.12
     other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
     other_article_max_rank: int = Field(2, ge=1)  # ...and come from a chunk among this many top fused hits
+    # A one-fact answer's further quote: a sentence of the passage (chunk) holding the best sentence counts this much
+    # more than one from elsewhere in the article, so a near tie goes to the answer's own context.
+    same_passage_bonus: float = Field(0.01, ge=0)
     lexical_weight: float = 0.15
     rank_penalty: float = 0.005  # evidence score lost per rank of the chunk a sentence comes from
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).

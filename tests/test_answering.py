@@ -199,6 +199,56 @@ def test_number_question_abstains_when_only_weaker_sentences_hold_a_number():
     assert _answerer([best_without_number, weaker_with_number], answer_type_margin=None).select(question, None)
 
 
+def test_headlines_show_the_subject_is_covered_but_are_never_quoted():
+    question = "What did the minister say about the canal?"
+    headline = _evidence("a", 0.80, "Russia and Iran draw closer")
+    headline = type(headline)(**{**headline.__dict__, "heading": True})
+    sentence = _evidence("a", 0.76, "the minister said the canal would open")
+    # The headline clears the threshold for the article, the sentence is what gets quoted.
+    chosen = _answerer([headline, sentence], threshold=0.78).select(question, None)
+    assert [e.text for e in chosen] == ["the minister said the canal would open"]
+    assert _answerer([headline], threshold=0.78).select(question, None) == []  # nothing but a headline: abstain
+    assert _answerer([sentence], threshold=0.78).select(question, None) == []  # below the threshold on its own
+
+
+def test_headlines_and_fragments_are_marked_as_headings(service):
+    scorer = service.answerer.scorer
+    article = service.corpus.get(JAMESTOWN)
+    kinds = {}
+    for sentence_id, sentence in enumerate(service.index.sentences):
+        if sentence.article_id == JAMESTOWN:
+            kinds[article.raw[sentence.start : sentence.end]] = scorer.is_heading(sentence_id)
+    assert kinds["هل تقترب روسيا وإيران من إعلان التحالف الكامل؟"]  # the second half of the headline
+    assert not kinds["لقد أثبتت الحكومة الروسية أنها أكثر من متقبلة للعرض."]
+    assert all(heading for text, heading in kinds.items() if len(text.split()) < 3)
+
+
+def test_a_near_tie_for_the_second_quote_goes_to_the_best_sentences_passage():
+    from types import SimpleNamespace
+
+    from app.answer.evidence import Evidence
+
+    def sentence(score, start, chunk, hit_rank):
+        return Evidence(sentence_id=start, chunk_index=chunk, hit_rank=hit_rank, article_id="a", start=start,
+                        end=start + 50, text="نص", semantic=score, lexical=0.0, score=score)
+
+    # Chunk 0 spans characters 0-1000 of article a, chunk 1 spans 2000-3000.
+    index = SimpleNamespace(chunks=[SimpleNamespace(article_id="a", start=0, end=1000),
+                                    SimpleNamespace(article_id="a", start=2000, end=3000)])
+    best, elsewhere, beside = sentence(0.85, 100, 0, 1), sentence(0.846, 2100, 1, 2), sentence(0.842, 300, 0, 1)
+    question = "Why does Moscow care about the canal?"
+    plain = _answerer([best, elsewhere, beside])
+    assert [e.start for e in plain.select(question, None)] == [100, 2100]
+    preferring = _answerer([best, elsewhere, beside], same_passage_bonus=0.01)
+    preferring.index = index
+    assert [e.start for e in preferring.select(question, None)] == [100, 300]
+    # A sentence elsewhere that scores clearly higher still wins.
+    clearly = sentence(0.84, 2100, 1, 2), sentence(0.82, 300, 0, 1)
+    preferring = _answerer([best, *clearly], same_passage_bonus=0.01)
+    preferring.index = index
+    assert [e.start for e in preferring.select(question, None)] == [100, 2100]
+
+
 def _corpus_with_outlets():
     from app.corpus import ArticleMeta, Corpus, make_article
 

@@ -36,6 +36,20 @@ def test_names_no_article_mentions_are_reported(names):
     assert names.unknown_names("How did Erdogan react to the drone deliveries?") == ["Erdogan"]
 
 
+def test_transliteration_variants_are_not_chained():
+    # sh → ش or س, and s → ت/ط elsewhere, but sh is never written ت: chaining the two let a name match
+    # everyday words (الاتحاد, تحد) and the question about it go unchallenged.
+    skeletons = latin_skeletons("Shahed")
+    assert {"XHD", "SHD", "TXHD"} <= skeletons
+    assert "THD" not in skeletons and arabic_skeleton("اتحاد") not in skeletons
+    # Different letters of one name still take their alternatives independently: g → ج and ch → تش together.
+    assert "JTXN" in latin_skeletons("Gochan")
+
+
+def test_a_name_matching_only_everyday_words_through_chained_variants_is_unknown(names):
+    assert names.unknown_names("How many Shahed drones were delivered?") == ["Shahed"]
+
+
 def test_english_question_about_an_unknown_person_abstains(service):
     answer = service.ask("What did Erdogan say about the Russian-Iranian naval memorandum?")
     assert answer.abstained and answer.citations == []

@@ -31,6 +31,20 @@ def test_spelling_variants_share_a_stem():
     assert tokenize("المسيّرات") == tokenize("المسيرات") == tokenize("بالمسيرات")
 
 
+def test_a_name_in_ya_shares_a_stem_with_its_adjective():
+    assert tokenize("تركيا") == tokenize("وتركيا") == tokenize("التركية") == tokenize("التركي")
+    assert tokenize("روسيا") == tokenize("الروسية")
+    assert tokenize("عسكريا") == tokenize("العسكري")
+    assert tokenize("قضايا") == ["قضاي"]
+
+
+def test_a_sound_feminine_plural_shares_a_stem_with_its_singular():
+    assert tokenize("العلاقات") == tokenize("العلاقة") == tokenize("علاقة")
+    assert tokenize("الشركات") == tokenize("الشركة")
+    assert tokenize("المقالات") == tokenize("المقال")
+    assert tokenize("ذات") == []  # short words are left alone (and this one is a stop-word)
+
+
 def test_stopwords_are_dropped_and_english_is_stemmed():
     assert tokenize("ما هي المسيرات التي في روسيا") == tokenize("المسيرات روسيا")
     assert tokenize("Which drones were supplied?") == ["drone", "suppli"]

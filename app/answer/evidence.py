@@ -11,7 +11,7 @@ import numpy as np
 from app.corpus import Corpus
 from app.index import Index
 from app.retrieval import Retrieval, TermCoverage
-from app.text.arabic import normalize
+from app.text.arabic import normalize, tokenize
 from app.text.questions import asks_across_sources  # noqa: F401  (re-exported: the answerers import it from here)
 
 # What kind of answer a question wants, when it is a number or a time: the evidence must then hold one.
@@ -68,6 +68,13 @@ def has_answer_type(text: str, kind: str | None, question: str = "") -> bool:
     return bool((_TIME if kind == "time" else _NUMBER).search(without_digits.replace("\u0660", "")))
 
 
+_MIN_EVIDENCE_WORDS = 3
+
+
+def _words(text: str) -> list[str]:
+    return tokenize(text, stem=False, keep_stopwords=True)
+
+
 @dataclass(frozen=True)
 class Evidence:
     sentence_id: int
@@ -80,6 +87,7 @@ class Evidence:
     semantic: float
     lexical: float
     score: float
+    heading: bool = False  # the article's headline or a fragment: shows the topic is covered, never quoted
 
 
 class EvidenceScorer:
@@ -92,6 +100,21 @@ class EvidenceScorer:
         # Sentences of lower-ranked chunks lose a little: the chunk ranking weighs the whole passage
         # (and BM25), which a lone sentence's similarity does not see.
         self.rank_penalty = rank_penalty
+        self._headings: dict[int, bool] = {}
+
+    def is_heading(self, sentence_id: int) -> bool:
+        """Whether a sentence is its article's headline (or a piece of it) or a fragment of fewer than
+        `_MIN_EVIDENCE_WORDS` words (a byline, a dash): it states no fact, yet short generic text sits close to
+        many questions in embedding space. Decided once per sentence."""
+        heading = self._headings.get(sentence_id)
+        if heading is None:
+            sentence = self.index.sentences[sentence_id]
+            article = self.corpus.articles.get(sentence.article_id)
+            words = " ".join(_words(article.raw[sentence.start : sentence.end])) if article is not None else ""
+            title = " ".join(_words(article.title)) if article is not None else ""
+            heading = self._headings[sentence_id] = bool(article) and (
+                len(words.split()) < _MIN_EVIDENCE_WORDS or f" {words} " in f" {title} ")
+        return heading
 
     @cached_property
     def _terms(self) -> TermCoverage:
@@ -134,6 +157,7 @@ class EvidenceScorer:
                     lexical=lexical,
                     score=float(sem) + self.lexical_weight * lexical * retrieval.bm25_weight
                     - self.rank_penalty * (rank - 1),
+                    heading=self.is_heading(sentence_id),
                 )
             )
         out.sort(key=lambda e: -e.score)

@@ -42,7 +42,8 @@ class ExtractiveAnswerer:
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
                  single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_article_margin: float = 0.02,
                  rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
-                 names: NameChecker | None = None, sources: SourceNames | None = None):
+                 names: NameChecker | None = None, sources: SourceNames | None = None,
+                 same_passage_bonus: float = 0.0):
         self.index = index
         self.corpus = corpus
         self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty)
@@ -53,6 +54,7 @@ class ExtractiveAnswerer:
         self.other_article_margin = other_article_margin
         self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
+        self.same_passage_bonus = same_passage_bonus
         self.names = names
         self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
 
@@ -65,7 +67,8 @@ class ExtractiveAnswerer:
                    single_fact_sentences=settings.single_fact_sentences, lexical_weight=settings.lexical_weight,
                    other_article_margin=settings.other_article_margin, rank_penalty=settings.rank_penalty,
                    answer_type_margin=settings.answer_type_margin,
-                   other_article_max_rank=settings.other_article_max_rank, names=names)
+                   other_article_max_rank=settings.other_article_max_rank, names=names,
+                   same_passage_bonus=settings.same_passage_bonus)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
@@ -79,6 +82,12 @@ class ExtractiveAnswerer:
         kind = answer_type(question)
         typed = [e for e in evidence if has_answer_type(e.text, kind, question)]
         if not typed or typed[0].score < self.threshold:
+            return []
+        # A headline or a fragment close to the question shows that the sources cover its subject (the threshold
+        # above counts it), but states no fact to quote: the answer and the checks below use the other sentences.
+        evidence = [e for e in evidence if not e.heading]
+        typed = [e for e in typed if not e.heading]
+        if not typed:
             return []
         if self.answer_type_margin is not None and typed[0].score < evidence[0].score - self.answer_type_margin:
             # The passage that best matches the question holds no number or date, and those that hold one
@@ -110,6 +119,11 @@ class ExtractiveAnswerer:
         article's sentence joins only when it scores as well as the best."""
         best = close[0]
         chosen = [best]
+        if self.same_passage_bonus:
+            # Near ties go to sentences of the best sentence's own passage: the answer's context, where a second
+            # quote most often completes it, rather than a passage elsewhere that merely scores as high.
+            close = [best] + sorted(close[1:], key=lambda e: -(e.score + self.same_passage_bonus
+                                                              * self._in_passage_of(e, best)))
         for candidate in close[1:]:
             if len(chosen) == self.single_fact_sentences:
                 break
@@ -117,6 +131,11 @@ class ExtractiveAnswerer:
                 continue
             chosen.append(candidate)
         return chosen
+
+    def _in_passage_of(self, candidate: Evidence, best: Evidence) -> bool:
+        chunk = self.index.chunks[best.chunk_index]
+        return (candidate.article_id == chunk.article_id and chunk.start <= candidate.start
+                and candidate.end <= chunk.end)
 
     def _other_article_agrees(self, candidate: Evidence, best: Evidence) -> bool:
         """Another article's sentence joins a one-fact answer only when both rankings back it: it scores about

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import Stemmer
 
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "3"
 
 # Harakat, tanween, shadda, sukun, superscript alef, Quranic marks.
 _TASHKEEL = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
@@ -85,6 +85,15 @@ def _stem_arabic(token: str) -> str:
     else:
         if token.startswith("وا") and len(token) >= 5:
             token = token[1:]
+    if token.endswith("ات") and len(token) >= 5:
+        # A sound feminine plural stems like its singular: Snowball leaves العلاقات → علاقا but العلاقة → علاق,
+        # so "agreements" never met "agreement" (الاتفاقيات / الاتفاقية, المناورات / مناورة).
+        token = token[:-2] + "ة"
+    if token.endswith("يا") and len(token) >= 5 and token[-3] != "ا":
+        # A name in -يا stems like its adjective: Snowball gives تركيا → تركي but التركي → ترك, so "Turkey"
+        # never met "Turkish" (likewise سوريا / السورية, روسيا / الروسية, عسكريا / العسكري). Plurals in -ايا
+        # (قضايا) are left alone.
+        token = token[:-1]
     return normalize(_stemmers()[0].stemWord(token))
 
 

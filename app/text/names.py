@@ -24,8 +24,11 @@ _LATIN_DIGRAPHS = [("kh", "K"), ("gh", "G"), ("sh", "X"), ("ch", "X"), ("th", "S
                    ("zh", "J"), ("ck", "K"), ("qu", "K")]
 _LATIN = {"b": "B", "p": "B", "t": "T", "j": "J", "h": "H", "d": "D", "r": "R", "z": "Z", "s": "S", "c": "K",
           "f": "F", "v": "F", "k": "K", "q": "K", "g": "G", "l": "L", "m": "M", "n": "N", "x": "KS"}
-# Letters transliterated more than one way (g: غ/ج/ق; ch: تش; t/s and z/s swap across conventions).
-_VARIANTS = [("G", "J"), ("G", "K"), ("X", "TX"), ("X", "S"), ("K", "G"), ("S", "T"), ("T", "S"), ("Z", "S")]
+# Letters transliterated more than one way (g: غ/ج/ق; ch: تش; t/s and z/s swap across conventions). Each letter
+# of a name takes one of its own alternatives; alternatives are not chained (sh → س is a convention, sh → س → ت
+# is not one, and chaining let "Shahed" match الاتحاد).
+_VARIANTS = {"G": ("J", "K"), "X": ("TX", "S"), "K": ("G",), "S": ("T",), "T": ("S",), "Z": ("S",)}
+_MAX_SKELETONS = 4096  # alternatives of a very long word: keep it bounded
 _PREFIXES = ("وال", "بال", "لل", "ال", "و", "ب", "ل")
 _MIN_SKELETON = 3  # shorter skeletons match too many words to mean anything
 _NAME_ZIPF = 3.7  # below this English word frequency a capitalised word is taken for a name
@@ -50,9 +53,12 @@ def latin_skeletons(word: str) -> set[str]:
             out += _LATIN.get(word[i], "")
             i += 1
     out = re.sub(r"(.)\1+", r"\1", out)
-    skeletons = {out}
-    for old, new in _VARIANTS:
-        skeletons |= {s.replace(old, new) for s in skeletons}
+    skeletons = {""}
+    for letter in out:
+        options = (letter, *_VARIANTS.get(letter, ()))
+        skeletons = {s + o for s in skeletons for o in options}
+        if len(skeletons) > _MAX_SKELETONS:
+            skeletons = set(sorted(skeletons)[:_MAX_SKELETONS])
     skeletons |= {s.replace("H", "") for s in skeletons}
     if word.endswith("an"):  # Iranian → إيراني: the adjective drops the n
         skeletons |= {s[:-1] for s in skeletons}
