@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +43,47 @@ class Sentence:
     end: int
 
 
+class TermCoverage:
+    """IDF-weighted share of a query's terms that a text holds (the lexical half of a sentence's score). One per
+    index (`Index.terms`), shared by the retriever and the evidence scorer."""
+
+    def __init__(self, index: Index):
+        self.index = index
+        self._sentence_terms: dict[int, set[str]] = {}  # filled as sentences are first scored
+
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        indptr = np.asarray(self.index.bm25.scores["indptr"])
+        df = np.diff(indptr)
+        n = max(len(self.index.chunks), 1)
+        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def idf(self, term: str) -> float:
+        token_id = self.index.vocabulary.get(term)
+        return float(self._idf[token_id]) if token_id is not None else 0.0
+
+    def weights(self, query_terms: list[str]) -> dict[str, float]:
+        """Each query term's weight. Terms the corpus never uses weigh as much as its rarest term: a question
+        about something no article mentions cannot be lexically covered by any sentence."""
+        if not query_terms:
+            return {}
+        unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
+        return {t: self.idf(t) or unknown_weight for t in set(query_terms)}
+
+    def sentence_terms(self, sentence_id: int, text: str) -> set[str]:
+        """The terms of sentence `sentence_id` (whose text is `text`), tokenized once per index: tokenizing every
+        candidate sentence of every query was most of the answer step."""
+        terms = self._sentence_terms.get(sentence_id)
+        if terms is None:
+            terms = self._sentence_terms[sentence_id] = set(tokenize(text))
+        return terms
+
+    @staticmethod
+    def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+
+
 @dataclass
 class Index:
     """Chunks and sentences with their vectors twice over: as arrays (exact; what updates reuse and answerers score
@@ -65,6 +107,10 @@ class Index:
         for chunk_index, members in enumerate(self.chunk_sentences):
             for sentence_id in members:
                 self.sentence_chunks[sentence_id].append(chunk_index)
+
+    @cached_property
+    def terms(self) -> TermCoverage:
+        return TermCoverage(self)
 
 
 def expected_manifest(settings: Settings, corpus: Corpus) -> dict:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 from pydantic import BaseModel
 
 from app.corpus import Corpus
 from app.embeddings import Embedder
-from app.index import Index
+from app.index import Index, TermCoverage
 from app.text.arabic import tokenize
 from app.text.names import NameChecker
 from app.text.questions import asks_across_sources
@@ -45,46 +44,6 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-class TermCoverage:
-    """IDF-weighted share of a query's terms that a text holds (the lexical half of a sentence's score)."""
-
-    def __init__(self, index: Index):
-        self.index = index
-        self._sentence_terms: dict[int, set[str]] = {}  # filled as sentences are first scored
-
-    @cached_property
-    def _idf(self) -> np.ndarray:
-        indptr = np.asarray(self.index.bm25.scores["indptr"])
-        df = np.diff(indptr)
-        n = max(len(self.index.chunks), 1)
-        return np.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    def idf(self, term: str) -> float:
-        token_id = self.index.vocabulary.get(term)
-        return float(self._idf[token_id]) if token_id is not None else 0.0
-
-    def weights(self, query_terms: list[str]) -> dict[str, float]:
-        """Each query term's weight. Terms the corpus never uses weigh as much as its rarest term: a question
-        about something no article mentions cannot be lexically covered by any sentence."""
-        if not query_terms:
-            return {}
-        unknown_weight = float(self._idf.max()) if len(self._idf) else 0.0
-        return {t: self.idf(t) or unknown_weight for t in set(query_terms)}
-
-    def sentence_terms(self, sentence_id: int, text: str) -> set[str]:
-        """The terms of sentence `sentence_id` (whose text is `text`), tokenized once per index: tokenizing every
-        candidate sentence of every query was most of the answer step."""
-        terms = self._sentence_terms.get(sentence_id)
-        if terms is None:
-            terms = self._sentence_terms[sentence_id] = set(tokenize(text))
-        return terms
-
-    @staticmethod
-    def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
-
-
 class HybridRetriever:
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
                  sentence_weight: float = 0.5, names: NameChecker | None = None, other_article_slots: int = 0,
@@ -93,7 +52,7 @@ class HybridRetriever:
         # For a question across the sources, the last slots of the top k go to articles not yet among the hits.
         self.other_article_slots = other_article_slots
         self.lexical_weight = lexical_weight  # of term coverage in a sentence's score, as in the evidence score
-        self.terms = TermCoverage(index)
+        self.terms = index.terms  # shared with the evidence scorer: one sentence-term cache per index
         self.names = names
         self.sentence_weight = sentence_weight
         self.corpus = corpus

@@ -301,6 +301,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
     chunk indexes); only what spreading the hits over articles reads."""
     from types import SimpleNamespace
 
+    from app.index import TermCoverage
     from app.retrieval import HybridRetriever
 
     index = SimpleNamespace(
@@ -309,6 +310,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
         sentence_chunks=[list(c) for *_, c in sentences],
         vocabulary={}, bm25=None,
     )
+    index.terms = TermCoverage(index)  # as Index.terms: one per index
     retriever = HybridRetriever(index, None, None, other_article_slots=other_article_slots)
     retriever._terms_of = lambda sentence_id: set()  # no lexical evidence: similarity decides
     return retriever

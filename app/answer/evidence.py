@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from app.corpus import Corpus
-from app.index import Index
-from app.retrieval import Retrieval, TermCoverage
+from app.index import Index, TermCoverage
+from app.retrieval import Retrieval
 from app.text.arabic import normalize, tokenize
 from app.text.questions import asks_across_sources  # noqa: F401  (re-exported: the answerers import it from here)
 
@@ -116,9 +115,9 @@ class EvidenceScorer:
                 len(words.split()) < _MIN_EVIDENCE_WORDS or f" {words} " in f" {title} ")
         return heading
 
-    @cached_property
+    @property
     def _terms(self) -> TermCoverage:
-        return TermCoverage(self.index)
+        return self.index.terms  # the retriever's too: each sentence is tokenized once per index
 
     def idf(self, term: str) -> float:
         return self._terms.idf(term)
