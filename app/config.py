@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     sentence_weight: float = Field(0.5, ge=0)  # RRF weight of the ranking by each chunk's best sentence
     candidates: int = Field(30, ge=5)
-    # For a question across the sources, this many of the last top-k places go to the best sentence's chunk of
-    # each article not yet among the hits (0 = plain fused order).
-    other_article_slots: int = Field(2, ge=0)
+    # For a question across the sources, this many of the last top-k places go to the chunk holding each article's
+    # best sentence, when no chosen chunk holds it yet (0 = plain fused order).
+    other_article_slots: int = Field(3, ge=0)
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this

@@ -116,25 +116,28 @@ class HybridRetriever:
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
                               terms: list[str], bm25_weight: float, k: int) -> list[tuple[int, dict]]:
         """The top k for a question about what several sources say: the best fused chunks, then — in the last
-        `other_article_slots` places — the chunk holding the best sentence of each article not yet among them
-        (best article first), then the fused order again. Five chunks rarely cover three articles, and an
-        article's best chunk as a whole often misses its one sentence on the subject, so the sentence picks it."""
+        `other_article_slots` places — the chunk holding each article's best sentence (best article first; an
+        article whose best sentence already lies in a chosen chunk needs no slot), then the fused order again.
+        Five chunks rarely cover three articles, and an article's best chunk as a whole often misses its one
+        sentence on the subject, so the sentence picks the chunk — for the articles already among the best fused
+        chunks too, since those may hold a passage that matches the question as a whole rather than that one."""
         kept = fused[: max(k - self.other_article_slots, 1)]
-        covered = {self.index.chunks[i].article_id for i, _ in kept}
         weights = self.terms.weights(terms)
         best: dict[str, tuple[float, int]] = {}  # article -> (sentence score, sentence id)
         for sentence_id, similarity in nearest:
             article_id = self.index.sentences[sentence_id].article_id
-            if article_id in covered:
-                continue
             score = similarity + self.lexical_weight * bm25_weight * TermCoverage.coverage(
                 weights, self._terms_of(sentence_id))
             if score > best.get(article_id, (-np.inf, -1))[0]:
                 best[article_id] = (score, sentence_id)
         entries = dict(fused)
         chosen = [i for i, _ in kept]
-        for _, sentence_id in sorted(best.values(), reverse=True)[: k - len(kept)]:
+        for _, sentence_id in sorted(best.values(), reverse=True):
+            if len(chosen) >= k:
+                break
             holders = self.index.sentence_chunks[sentence_id]
+            if any(i in chosen for i in holders):
+                continue
             # Of the chunks holding the sentence, the one the fusion ranks best.
             chosen.append(min(holders, key=lambda i: (i not in entries, -entries.get(i, {"score": 0.0})["score"])))
         chosen += [i for i, _ in fused if i not in chosen]

@@ -328,6 +328,43 @@ def test_question_across_sources_gives_its_last_slots_to_other_articles_best_sen
     assert [i for i, _ in ranked[5:]] == [3, 4]  # the rest follows in fused order
 
 
+def test_an_article_already_among_the_hits_still_gets_the_chunk_of_its_best_sentence():
+    # a leads the fusion with chunks 0-2, but its best sentence (the best of all) lies in chunk 3.
+    chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
+    sentences = [("a", 32, 38, [3]), ("b", 12, 18, [5]), ("c", 0, 5, [6]), ("a", 0, 5, [0])]
+    retriever = _retriever_over(chunks, sentences, other_article_slots=3)
+    fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
+    nearest = [(0, 0.92), (1, 0.85), (2, 0.70), (3, 0.60)]
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    assert [i for i, _ in ranked] == [0, 1, 3, 5, 6, 2, 4]
+    # When a kept chunk already holds an article's best sentence, its slot goes to the next article instead.
+    nearest = [(3, 0.92), (1, 0.85), (2, 0.70), (0, 0.60)]
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    assert [i for i, _ in ranked[:4]] == [0, 1, 5, 6]
+
+
+def test_a_quote_in_two_retrieved_chunks_is_cited_through_the_one_holding_the_other_quotes():
+    from types import SimpleNamespace
+
+    best, second = _evidence("a", 0.90, chunk=1, hit_rank=2), _evidence("a", 0.88, chunk=0, hit_rank=1)
+    answerer = _answerer([best, second])
+    # Chunks 0 and 1 of article a overlap: the second quote lies in both, the best only in chunk 1.
+    answerer.index = SimpleNamespace(
+        chunk_by_id={"a#0": 0, "a#1": 1},
+        sentence_chunks={best.sentence_id: [1], second.sentence_id: [0, 1]},
+        chunk_sentences=[[second.sentence_id], [best.sentence_id, second.sentence_id]],
+    )
+    retrieval = SimpleNamespace(hits=[SimpleNamespace(chunk_id="a#0", rank=1), SimpleNamespace(chunk_id="a#1", rank=2)])
+    chosen = answerer.select("What did the minister say about the canal?", retrieval)
+    assert [(e.sentence_id, e.chunk_index, e.hit_rank) for e in chosen] == [
+        (best.sentence_id, 1, 2), (second.sentence_id, 1, 2)]
+    # Without a shared chunk each quote keeps the chunk it was found in.
+    answerer.index.chunk_sentences = [[second.sentence_id], [best.sentence_id]]
+    answerer.index.sentence_chunks[second.sentence_id] = [0]
+    chosen = answerer.select("What did the minister say about the canal?", retrieval)
+    assert [e.chunk_index for e in chosen] == [1, 0]
+
+
 def test_only_questions_across_sources_spread_their_hits():
     from app.text.questions import asks_across_sources
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
 from app.answer.models import ABSTENTION, Answer, Citation
 from app.config import Settings
@@ -109,9 +111,25 @@ class ExtractiveAnswerer:
         if not evidence:
             return []
         close = [e for e in evidence if e.score >= evidence[0].score - self.margin]
-        if asks_across_sources(question):
-            return close[: self.max_sentences]
-        return self._one_fact(close)
+        chosen = close[: self.max_sentences] if asks_across_sources(question) else self._one_fact(close)
+        return self._cited_together(chosen, retrieval)
+
+    def _cited_together(self, chosen: list[Evidence], retrieval: Retrieval | None) -> list[Evidence]:
+        """A quote that lies in two retrieved chunks (chunks overlap by a unit) is cited through the one that also
+        holds another quote of the answer, so the passage a reader opens shows the quotes together."""
+        if len(chosen) < 2 or retrieval is None:
+            return chosen
+        rank_of = {self.index.chunk_by_id[hit.chunk_id]: hit.rank for hit in retrieval.hits}
+        out = []
+        for evidence in chosen:
+            others = {e.sentence_id for e in chosen if e is not evidence}
+            shared = [c for c in self.index.sentence_chunks[evidence.sentence_id]
+                      if c in rank_of and others & set(self.index.chunk_sentences[c])]
+            if shared and evidence.chunk_index not in shared:
+                chunk_index = min(shared, key=rank_of.__getitem__)
+                evidence = replace(evidence, chunk_index=chunk_index, hit_rank=rank_of[chunk_index])
+            out.append(evidence)
+        return out
 
     def _one_fact(self, close: list[Evidence]) -> list[Evidence]:
         """A question about one fact is answered by the article holding it: the best sentence and at most a
