@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # best sentence overall (the sources discuss the subject without giving the figure).
     answer_type_margin: float = 0.05
     sentence_margin: float = 0.12
-    other_article_margin: float = 0.02  # a sentence from a further article must score this close to the best
+    other_article_margin: float = 0.006  # a sentence from a further article must score this close to the best
     other_article_max_rank: int = Field(2, ge=1)  # ...and come from a chunk among this many top fused hits
     # A one-fact answer's further quote: a sentence of the passage (chunk) holding the best sentence counts this much
     # more than one from elsewhere in the article, so a near tie goes to the answer's own context.
