@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # For a question across the sources, this many of the last top-k places go to the chunk holding each article's
     # best sentence, when no chosen chunk holds it yet (0 = plain fused order).
     other_article_slots: int = Field(3, ge=0)
+    # ...and each article's best sentence is judged by its closest clause too (pieces between commas, embedded at
+    # build time): the answer is often one clause of a long sentence (HybridRetriever._spread_over_articles).
+    clause_scoring: bool = True
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this

@@ -9,7 +9,7 @@ import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -27,12 +27,12 @@ from app.embed_cache import VectorShards, embed_passages, vectors_identity
 from app.embeddings import Embedder, embedder_identity
 from app.errors import IndexUnavailable
 from app.hooks import checkpoint
-from app.text.arabic import NORMALIZER_VERSION, sentence_spans, tokenize
+from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, tokenize
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import and logs every build step
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: clauses of sentences, with their vectors
 POINTER_FILE = "CURRENT"  # holds the name of the live build folder; replaced atomically
 
 
@@ -98,8 +98,18 @@ class Index:
     sentence_dense: faiss.Index  # sentence vectors
     sentence_vectors: np.ndarray
     bm25: bm25s.BM25
+    # The clauses of sentences of two clauses or more (app.text.arabic.clause_spans), grouped by sentence in sentence
+    # order, and their vectors: a question may match one clause of a long sentence far better than the sentence.
+    clauses: list[Sentence] = field(default_factory=list)
+    clause_sentences: list[int] = field(default_factory=list)  # the sentence each clause belongs to
+    clause_vectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.clause_vectors is None:
+            self.clause_vectors = np.zeros((0, self.sentence_vectors.shape[1]), dtype=np.float32)
+        # Sentence i's clauses are rows clause_offsets[i]:clause_offsets[i + 1] of clause_vectors.
+        self.clause_offsets = np.searchsorted(np.asarray(self.clause_sentences, dtype=np.int64),
+                                              np.arange(len(self.sentences) + 1))
         self.chunk_by_id = {chunk.chunk_id: i for i, chunk in enumerate(self.chunks)}
         self.vocabulary = self.bm25.vocab_dict
         # Each sentence knows the chunks that hold it (a sentence in an overlap lies in two).
@@ -111,6 +121,17 @@ class Index:
     @cached_property
     def terms(self) -> TermCoverage:
         return TermCoverage(self)
+
+    def clause_similarity(self, sentence_ids: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
+        """For each sentence, the similarity of its closest clause to `query_vector` (-inf: a one-clause sentence).
+        Reads only those sentences' clause rows."""
+        out = np.full(len(sentence_ids), -np.inf, dtype=np.float32)
+        rows = [np.arange(self.clause_offsets[i], self.clause_offsets[i + 1]) for i in sentence_ids]
+        counts = np.array([len(r) for r in rows], dtype=np.int64)
+        if counts.sum():
+            similarity = self.clause_vectors[np.concatenate(rows)] @ query_vector
+            np.maximum.at(out, np.repeat(np.arange(len(sentence_ids)), counts), similarity)
+        return out
 
 
 def expected_manifest(settings: Settings, corpus: Corpus) -> dict:
@@ -213,6 +234,14 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
 
     raw = {article_id: article.raw for article_id, article in corpus.articles.items()}
     sentence_texts = [raw[s.article_id][s.start : s.end] for s in sentences]
+    clauses: list[Sentence] = []
+    clause_sentences: list[int] = []
+    for i, (sentence, text) in enumerate(zip(sentences, sentence_texts)):
+        for start, end in clause_spans(text, sentence.start):
+            clauses.append(Sentence(sentence.article_id, start, end))
+            clause_sentences.append(i)
+    clause_texts = [raw[c.article_id][c.start : c.end] for c in clauses]
+    clause_vectors = np.zeros((len(clauses), embedder.dim), dtype=np.float32)
     chunk_vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
     # Rows still to fill: (target array, row, text). Reused rows are copied from `previous` directly.
@@ -230,6 +259,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             else:
                 todo.append((sentence_vectors, i, sentence_texts[i]))
         _copy_rows(sentence_vectors, reused, previous.sentence_vectors)
+        todo += [(clause_vectors, i, text) for i, text in enumerate(clause_texts)]  # found by text below
         if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
             known: dict[str, np.ndarray] = {}
             for i, chunk in enumerate(previous.chunks):
@@ -237,6 +267,8 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             previous_raw_text = _previous_sentence_texts(previous, corpus)
             for j, text in previous_raw_text.items():
                 known.setdefault(text, previous.sentence_vectors[j])
+            for j, text in _previous_clause_texts(previous, corpus).items():
+                known.setdefault(text, previous.clause_vectors[j])
             still = []
             for target, row, text in todo:
                 if text in known:
@@ -247,6 +279,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     else:
         todo = [(chunk_vectors, i, c.text) for i, c in enumerate(chunks)]
         todo += [(sentence_vectors, i, t) for i, t in enumerate(sentence_texts)]
+        todo += [(clause_vectors, i, t) for i, t in enumerate(clause_texts)]
     embedded_ahead: set[str] = set()
     rows_to_embed = len(todo)  # rows no earlier build had a vector for
     if known_vectors and todo:
@@ -284,14 +317,15 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         "dim": embedder.dim,
         "ann": {"chunks": ann.index_params(dense), "sentences": ann.index_params(sentence_dense)},
         "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
-        "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences)},
+        "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences),
+                   "clauses": len(clauses)},
         "generation": (previous.manifest.get("generation", 0) + 1) if previous is not None else 1,
         "update": {
             "mode": "incremental" if previous is not None else "full",
             "reused_articles": reused_articles,
             "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
             "resumed_passages": resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
-            "reused_vectors": len(chunks) + len(sentences) - rows_to_embed,
+            "reused_vectors": len(chunks) + len(sentences) + len(clauses) - rows_to_embed,
         },
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
@@ -301,7 +335,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
              "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
              len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
     return Index(manifest, chunks, sentences, chunk_sentences, dense, chunk_vectors, sentence_dense, sentence_vectors,
-                 bm25)
+                 bm25, clauses, clause_sentences, clause_vectors)
 
 
 def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.ndarray) -> None:
@@ -318,7 +352,9 @@ def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
     for article in articles:
         for chunk in chunker.split(article):
             texts.append(chunk.text)
-            texts.extend(article.raw[start:end] for start, end in sentence_spans(chunk.text, chunk.start))
+            for start, end in sentence_spans(chunk.text, chunk.start):
+                texts.append(article.raw[start:end])
+                texts.extend(article.raw[s:e] for s, e in clause_spans(article.raw[start:end], start))
     return list(dict.fromkeys(texts))
 
 
@@ -330,6 +366,17 @@ def _previous_sentence_texts(previous: Index, corpus: Corpus) -> dict[int, str]:
         article = corpus.articles.get(s.article_id)
         if article is not None and shas.get(s.article_id) == article.sha256:
             out[j] = article.raw[s.start : s.end]
+    return out
+
+
+def _previous_clause_texts(previous: Index, corpus: Corpus) -> dict[int, str]:
+    """Texts of the previous index's clauses whose article text is still known (unchanged in `corpus`)."""
+    shas = previous.manifest.get("articles", {})
+    out: dict[int, str] = {}
+    for j, c in enumerate(previous.clauses):
+        article = corpus.articles.get(c.article_id)
+        if article is not None and shas.get(c.article_id) == article.sha256:
+            out[j] = article.raw[c.start : c.end]
     return out
 
 
@@ -348,6 +395,7 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     np.save(tmp / "chunk_vectors.npy", index.chunk_vectors)
     faiss.write_index(index.sentence_dense, str(tmp / "sentence_dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
+    np.save(tmp / "clause_vectors.npy", index.clause_vectors)
     checkpoint("build_partial")
     index.bm25.save(str(tmp / "bm25"), show_progress=False)
     (tmp / "chunks.json").write_text(
@@ -356,6 +404,8 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
                 "chunks": [asdict(c) for c in index.chunks],
                 "sentences": [asdict(s) for s in index.sentences],
                 "chunk_sentences": index.chunk_sentences,
+                "clauses": [asdict(c) for c in index.clauses],
+                "clause_sentences": index.clause_sentences,
             },
             ensure_ascii=False,
         ),
@@ -477,6 +527,11 @@ def load_index(index_dir: Path) -> Index:
             sentence_dense=sentence_dense,
             sentence_vectors=sentence_vectors,
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False),
+            # A build written before clauses were kept has none: scoring by clauses then changes nothing.
+            clauses=[Sentence(**c) for c in stored.get("clauses", [])],
+            clause_sentences=stored.get("clause_sentences", []),
+            clause_vectors=np.load(folder / "clause_vectors.npy", mmap_mode="r")
+            if (folder / "clause_vectors.npy").exists() else None,
         )
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise IndexUnavailable(f"index under {folder} is unreadable ({exc}); run `rag index --rebuild`") from exc

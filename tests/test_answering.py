@@ -371,3 +371,27 @@ def test_only_questions_across_sources_spread_their_hits():
     assert asks_across_sources("What do the articles say about the canal?")
     assert asks_across_sources("ماذا تقول المصادر عن القناة؟")
     assert not asks_across_sources("Which port did the warships enter?")
+
+
+def test_an_articles_best_sentence_for_a_question_across_sources_may_be_judged_by_one_of_its_clauses():
+    import numpy as np
+
+    from app.index import Index
+
+    # b's sentence 1 (chunk 5) is long: as a whole it matches less than sentence 2 (chunk 4), one clause far more.
+    chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
+    sentences = [("a", 0, 5, [0]), ("b", 12, 18, [5]), ("b", 0, 5, [4]), ("c", 0, 5, [6])]
+    retriever = _retriever_over(chunks, sentences)
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    index = retriever.index
+    index.clause_sentences = [1, 1]  # sentence 1's two clauses: one far from the question, one right on it
+    index.clause_vectors = np.array([[0.2, 0.98], [0.95, 0.31]], dtype=np.float32)
+    index.clause_offsets = np.searchsorted(np.array(index.clause_sentences), np.arange(len(sentences) + 1))
+    index.clause_similarity = Index.clause_similarity.__get__(index)
+    fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
+    nearest = [(0, 0.90), (2, 0.82), (1, 0.80), (3, 0.70)]
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
+    assert [i for i, _ in ranked[:5]] == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence with the clause
+    retriever.clause_scoring = False  # RAG_CLAUSE_SCORING=false: whole sentences only
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
+    assert [i for i, _ in ranked[:5]] == [0, 1, 2, 4, 6]

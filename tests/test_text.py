@@ -1,6 +1,6 @@
 """Arabic normalisation, tokenisation, language detection and sentence spans."""
 
-from app.text.arabic import detect_language, normalize, sentence_spans, tokenize
+from app.text.arabic import clause_spans, detect_language, normalize, sentence_spans, tokenize
 
 
 def test_normalize_unifies_hamza_taa_marbuta_alef_maqsura_and_digits():
@@ -62,3 +62,16 @@ def test_sentence_spans_cut_at_arabic_and_latin_sentence_ends():
     spans = sentence_spans(text, offset=10)
     sentences = [text[s - 10 : e - 10] for s, e in spans]
     assert sentences == ["قال إنه سيأتي.", "هل جاء؟", "نعم!", "سطر جديد؛", "وآخر"]
+
+
+def test_clause_spans_cut_long_sentences_at_commas_and_keep_short_pieces_with_a_neighbour():
+    text = ("وقال الوزير إن المحادثات مع الجانب الروسي كانت مثمرة، وأضاف، "
+            "أن البلدين سيوقعان اتفاقية جديدة للطاقة في الشهر المقبل، بقيمة 1,000 مليون دولار")
+    spans = clause_spans(text, offset=5)
+    assert [text[s - 5 : e - 5] for s, e in spans] == [
+        "وقال الوزير إن المحادثات مع الجانب الروسي كانت مثمرة،",
+        # "وأضاف،" alone is too short to stand for anything: it joins the next piece; the short last piece (and
+        # the "1,000", no clause break) joins the one before.
+        "وأضاف، أن البلدين سيوقعان اتفاقية جديدة للطاقة في الشهر المقبل، بقيمة 1,000 مليون دولار",
+    ]
+    assert clause_spans("وقعت روسيا وإيران اتفاقية للتعاون في مجال الطاقة.") == []  # one clause: nothing to add

@@ -62,7 +62,8 @@ def test_add_embeds_only_the_new_article_and_persists_corpus_and_index(tiny, nan
     assert outcome.status == "added" and outcome.title == "ميناء الهند"
     new_chunks = [c for c in service.index.chunks if c.article_id == outcome.id]
     new_sentences = [s for s in service.index.sentences if s.article_id == outcome.id]
-    assert new_chunks and embedder.passages == len(new_chunks) + len(new_sentences)  # nothing else re-embedded
+    new_clauses = [c for c in service.index.clauses if c.article_id == outcome.id]
+    assert new_chunks and embedder.passages == len(new_chunks) + len(new_sentences) + len(new_clauses)
     assert service.index.manifest["update"]["mode"] == "incremental"
     assert service.index.manifest["update"]["reused_articles"] == 3
     # Unchanged articles keep their exact vectors.
@@ -92,6 +93,8 @@ def test_incremental_build_equals_a_full_build(tiny, nano):
     assert full.sentences == incremental.sentences and full.chunk_sentences == incremental.chunk_sentences
     assert np.allclose(full.chunk_vectors, incremental.chunk_vectors, atol=1e-4)
     assert np.allclose(full.sentence_vectors, incremental.sentence_vectors, atol=1e-4)
+    assert full.clauses == incremental.clauses and full.clause_sentences == incremental.clause_sentences
+    assert np.allclose(full.clause_vectors, incremental.clause_vectors, atol=1e-4)
 
 
 def test_duplicate_text_is_a_no_op_that_says_so(tiny):

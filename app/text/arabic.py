@@ -144,3 +144,36 @@ def _append_trimmed(text: str, start: int, end: int, offset: int, spans: list[tu
         end -= 1
     if end - start >= 2:
         spans.append((start + offset, end + offset))
+
+
+# Clause breaks inside a sentence: an Arabic or Latin comma followed by space (not the comma of "1,000").
+_CLAUSE_BREAK = re.compile(r"(?<=[،,])\s+")
+CLAUSE_MIN_WORDS = 6
+
+
+def clause_spans(text: str, offset: int = 0, min_words: int = CLAUSE_MIN_WORDS) -> list[tuple[int, int]]:
+    """Spans (start, end) of the clauses of the sentence `text`, shifted by `offset`: its pieces between commas,
+    a piece of fewer than `min_words` words joined to the next one (the last to the one before). Empty when the
+    sentence is one clause: a sentence's clauses are only worth anything besides the sentence when there are two."""
+    pieces: list[list[int]] = []
+    start = 0
+    for match in [*_CLAUSE_BREAK.finditer(text), None]:
+        end = match.start() if match is not None else len(text)
+        while start < end and text[start].isspace():
+            start += 1
+        stripped = end
+        while stripped > start and text[stripped - 1].isspace():
+            stripped -= 1
+        if stripped > start:
+            if pieces and len(text[pieces[-1][0] : pieces[-1][1]].split()) < min_words:
+                pieces[-1][1] = stripped
+            else:
+                pieces.append([start, stripped])
+        if match is not None:
+            start = match.end()
+    if len(pieces) > 1 and len(text[pieces[-1][0] : pieces[-1][1]].split()) < min_words:
+        last = pieces.pop()
+        pieces[-1][1] = last[1]
+    if len(pieces) < 2:
+        return []
+    return [(s + offset, e + offset) for s, e in pieces]
