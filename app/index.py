@@ -264,10 +264,9 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             known: dict[str, np.ndarray] = {}
             for i, chunk in enumerate(previous.chunks):
                 known.setdefault(chunk.text, previous.chunk_vectors[i])
-            previous_raw_text = _previous_sentence_texts(previous, corpus)
-            for j, text in previous_raw_text.items():
+            for j, text in _previous_texts(previous, previous.sentences, corpus).items():
                 known.setdefault(text, previous.sentence_vectors[j])
-            for j, text in _previous_clause_texts(previous, corpus).items():
+            for j, text in _previous_texts(previous, previous.clauses, corpus).items():
                 known.setdefault(text, previous.clause_vectors[j])
             still = []
             for target, row, text in todo:
@@ -358,25 +357,15 @@ def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def _previous_sentence_texts(previous: Index, corpus: Corpus) -> dict[int, str]:
-    """Texts of the previous index's sentences whose article text is still known (unchanged in `corpus`)."""
+def _previous_texts(previous: Index, spans: Sequence[Sentence], corpus: Corpus) -> dict[int, str]:
+    """Texts of the previous index's sentences or clauses (`spans`: `previous.sentences` or `previous.clauses`)
+    whose article text is still known (unchanged in `corpus`), by row."""
     shas = previous.manifest.get("articles", {})
     out: dict[int, str] = {}
-    for j, s in enumerate(previous.sentences):
-        article = corpus.articles.get(s.article_id)
-        if article is not None and shas.get(s.article_id) == article.sha256:
-            out[j] = article.raw[s.start : s.end]
-    return out
-
-
-def _previous_clause_texts(previous: Index, corpus: Corpus) -> dict[int, str]:
-    """Texts of the previous index's clauses whose article text is still known (unchanged in `corpus`)."""
-    shas = previous.manifest.get("articles", {})
-    out: dict[int, str] = {}
-    for j, c in enumerate(previous.clauses):
-        article = corpus.articles.get(c.article_id)
-        if article is not None and shas.get(c.article_id) == article.sha256:
-            out[j] = article.raw[c.start : c.end]
+    for j, span in enumerate(spans):
+        article = corpus.articles.get(span.article_id)
+        if article is not None and shas.get(span.article_id) == article.sha256:
+            out[j] = article.raw[span.start : span.end]
     return out
 
 
