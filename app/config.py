@@ -70,12 +70,17 @@ class Settings(BaseSettings):
     # best sentence overall (the sources discuss the subject without giving the figure).
     answer_type_margin: float = 0.05
     sentence_margin: float = 0.12
-    other_article_margin: float = 0.006  # a sentence from a further article must score this close to the best
-    other_article_max_rank: int = Field(2, ge=1)  # ...and come from a chunk among this many top fused hits
+    # A one-fact answer's further quote from outside the best sentence's passage (chunk) — elsewhere in its article
+    # or in another article — must score this close to the best...
+    other_passage_margin: float = Field(0.005, ge=0)
+    other_article_max_rank: int = Field(2, ge=1)  # ...and, from another article, come from one of these top hits
     # A one-fact answer's further quote: a sentence of the passage (chunk) holding the best sentence counts this much
     # more than one from elsewhere in the article, so a near tie goes to the answer's own context.
     same_passage_bonus: float = Field(0.01, ge=0)
     lexical_weight: float = 0.15
+    # A sentence's evidence similarity: its passage vector's, blended with this share of its vector in question
+    # form (the question's own form: how alike the two read as statements, not only how well one answers the other).
+    sentence_query_weight: float = Field(0.35, ge=0, le=1)
     rank_penalty: float = 0.005  # evidence score lost per rank of the chunk a sentence comes from
     # A generated sentence counts as supported by its cited passage at this similarity (see README, evaluation).
     support_threshold: float = 0.82

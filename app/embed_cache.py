@@ -12,6 +12,8 @@ A shard folder is also the hand-over format for vectors computed elsewhere (`rag
 
 A vector depends only on the passage text and the embedder, so shards are keyed by text hash, not by position:
 any process that runs the same embedder over any subset of the texts (`rag passages` lists them) can write one.
+Some texts carry app.embeddings' `query_view` mark (a sentence to embed in question form): they are listed, hashed
+and handed to `embed_passages` with the mark, and the embedder reads it.
 """
 
 from __future__ import annotations

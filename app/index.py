@@ -24,7 +24,7 @@ from app.chunking import Chunk, Chunker
 from app.config import Settings
 from app.corpus import Corpus
 from app.embed_cache import VectorShards, embed_passages, vectors_identity
-from app.embeddings import Embedder, embedder_identity
+from app.embeddings import Embedder, embedder_identity, query_view
 from app.errors import IndexUnavailable
 from app.hooks import checkpoint
 from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, tokenize
@@ -32,7 +32,7 @@ from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, to
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import and logs every build step
 
-FORMAT_VERSION = 2  # 2: clauses of sentences, with their vectors
+FORMAT_VERSION = 3  # 2: clauses of sentences, with their vectors; 3: sentence vectors as questions too
 POINTER_FILE = "CURRENT"  # holds the name of the live build folder; replaced atomically
 
 
@@ -103,6 +103,9 @@ class Index:
     clauses: list[Sentence] = field(default_factory=list)
     clause_sentences: list[int] = field(default_factory=list)  # the sentence each clause belongs to
     clause_vectors: np.ndarray | None = None
+    # Each sentence embedded as a question as well (e5's "query: " form, the form the question itself takes): how
+    # alike two texts are as statements, beside how well one answers the other (`sentence_similarity`).
+    sentence_query_vectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.clause_vectors is None:
@@ -121,6 +124,16 @@ class Index:
     @cached_property
     def terms(self) -> TermCoverage:
         return TermCoverage(self)
+
+    def sentence_similarity(self, sentence_ids: Sequence[int], query_vector: np.ndarray,
+                            query_weight: float = 0.0) -> np.ndarray:
+        """Each sentence's similarity to `query_vector`: of its passage vector, blended with `query_weight` of its
+        question-form vector (an index without those, built before format 3, gives the passage similarity)."""
+        similarity = self.sentence_vectors[sentence_ids] @ query_vector
+        if query_weight and self.sentence_query_vectors is not None:
+            similarity = ((1.0 - query_weight) * similarity
+                          + query_weight * (self.sentence_query_vectors[sentence_ids] @ query_vector))
+        return similarity
 
     def clause_similarity(self, sentence_ids: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
         """For each sentence, the similarity of its closest clause to `query_vector` (-inf: a one-clause sentence).
@@ -244,6 +257,8 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     clause_vectors = np.zeros((len(clauses), embedder.dim), dtype=np.float32)
     chunk_vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
+    sentence_query_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
+    query_texts = [query_view(text) for text in sentence_texts]
     # Rows still to fill: (target array, row, text). Reused rows are copied from `previous` directly.
     todo: list[tuple[np.ndarray, int, str]] = []
     if previous is not None:
@@ -251,14 +266,20 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         reused = [(i, source) for i, source in enumerate(chunk_source) if source is not None]
         _copy_rows(chunk_vectors, reused, previous.chunk_vectors)
         todo += [(chunk_vectors, i, chunks[i].text) for i, source in enumerate(chunk_source) if source is None]
-        reused = []
+        reused, fresh = [], []
         for i, sentence in enumerate(sentences):
             source = sentence_source.get((sentence.article_id, sentence.start, sentence.end))
             if source is not None:
                 reused.append((i, source))
             else:
-                todo.append((sentence_vectors, i, sentence_texts[i]))
+                fresh.append(i)
         _copy_rows(sentence_vectors, reused, previous.sentence_vectors)
+        todo += [(sentence_vectors, i, sentence_texts[i]) for i in fresh]
+        if previous.sentence_query_vectors is not None:
+            _copy_rows(sentence_query_vectors, reused, previous.sentence_query_vectors)
+            todo += [(sentence_query_vectors, i, query_texts[i]) for i in fresh]
+        else:  # an index made without them (format 3 builds always have them): none to reuse
+            todo += [(sentence_query_vectors, i, text) for i, text in enumerate(query_texts)]
         todo += [(clause_vectors, i, text) for i, text in enumerate(clause_texts)]  # found by text below
         if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
             known: dict[str, np.ndarray] = {}
@@ -266,6 +287,8 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
                 known.setdefault(chunk.text, previous.chunk_vectors[i])
             for j, text in _previous_texts(previous, previous.sentences, corpus).items():
                 known.setdefault(text, previous.sentence_vectors[j])
+                if previous.sentence_query_vectors is not None:
+                    known.setdefault(query_view(text), previous.sentence_query_vectors[j])
             for j, text in _previous_texts(previous, previous.clauses, corpus).items():
                 known.setdefault(text, previous.clause_vectors[j])
             still = []
@@ -279,6 +302,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         todo = [(chunk_vectors, i, c.text) for i, c in enumerate(chunks)]
         todo += [(sentence_vectors, i, t) for i, t in enumerate(sentence_texts)]
         todo += [(clause_vectors, i, t) for i, t in enumerate(clause_texts)]
+        todo += [(sentence_query_vectors, i, t) for i, t in enumerate(query_texts)]
     embedded_ahead: set[str] = set()
     rows_to_embed = len(todo)  # rows no earlier build had a vector for
     if known_vectors and todo:
@@ -324,7 +348,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             "reused_articles": reused_articles,
             "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
             "resumed_passages": resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
-            "reused_vectors": len(chunks) + len(sentences) + len(clauses) - rows_to_embed,
+            "reused_vectors": len(chunks) + 2 * len(sentences) + len(clauses) - rows_to_embed,
         },
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
@@ -334,7 +358,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
              "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
              len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
     return Index(manifest, chunks, sentences, chunk_sentences, dense, chunk_vectors, sentence_dense, sentence_vectors,
-                 bm25, clauses, clause_sentences, clause_vectors)
+                 bm25, clauses, clause_sentences, clause_vectors, sentence_query_vectors)
 
 
 def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.ndarray) -> None:
@@ -345,7 +369,8 @@ def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.
 
 
 def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
-    """The distinct texts build_index would embed for `articles` (their chunks and sentences), in order."""
+    """The distinct texts build_index would embed for `articles` (their chunks, sentences, the sentences' clauses and
+    their question forms, `query_view`), in order."""
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     texts: list[str] = []
     for article in articles:
@@ -353,6 +378,7 @@ def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
             texts.append(chunk.text)
             for start, end in sentence_spans(chunk.text, chunk.start):
                 texts.append(article.raw[start:end])
+                texts.append(query_view(article.raw[start:end]))
                 texts.extend(article.raw[s:e] for s, e in clause_spans(article.raw[start:end], start))
     return list(dict.fromkeys(texts))
 
@@ -385,6 +411,8 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     faiss.write_index(index.sentence_dense, str(tmp / "sentence_dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
     np.save(tmp / "clause_vectors.npy", index.clause_vectors)
+    if index.sentence_query_vectors is not None:
+        np.save(tmp / "sentence_query_vectors.npy", index.sentence_query_vectors)
     checkpoint("build_partial")
     index.bm25.save(str(tmp / "bm25"), show_progress=False)
     (tmp / "chunks.json").write_text(
@@ -521,6 +549,8 @@ def load_index(index_dir: Path) -> Index:
             clause_sentences=stored.get("clause_sentences", []),
             clause_vectors=np.load(folder / "clause_vectors.npy", mmap_mode="r")
             if (folder / "clause_vectors.npy").exists() else None,
+            sentence_query_vectors=np.load(folder / "sentence_query_vectors.npy", mmap_mode="r")
+            if (folder / "sentence_query_vectors.npy").exists() else None,
         )
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise IndexUnavailable(f"index under {folder} is unreadable ({exc}); run `rag index --rebuild`") from exc

@@ -151,7 +151,7 @@ def _answerer(evidence, **options):
     from app.answer.extractive import ExtractiveAnswerer
 
     settings = dict(threshold=0.7, margin=0.12, max_sentences=3, single_fact_sentences=2,
-                    other_article_margin=0.02, answer_type_margin=0.05)
+                    other_passage_margin=0.02, answer_type_margin=0.05)
     answerer = ExtractiveAnswerer(None, None, **(settings | options))
     answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence)})()
     return answerer
@@ -238,6 +238,7 @@ def test_a_near_tie_for_the_second_quote_goes_to_the_best_sentences_passage():
     best, elsewhere, beside = sentence(0.85, 100, 0, 1), sentence(0.846, 2100, 1, 2), sentence(0.842, 300, 0, 1)
     question = "Why does Moscow care about the canal?"
     plain = _answerer([best, elsewhere, beside])
+    plain.index = index
     assert [e.start for e in plain.select(question, None)] == [100, 2100]
     preferring = _answerer([best, elsewhere, beside], same_passage_bonus=0.01)
     preferring.index = index
@@ -247,6 +248,34 @@ def test_a_near_tie_for_the_second_quote_goes_to_the_best_sentences_passage():
     preferring = _answerer([best, *clearly], same_passage_bonus=0.01)
     preferring.index = index
     assert [e.start for e in preferring.select(question, None)] == [100, 2100]
+
+
+def test_a_second_quote_from_another_passage_must_score_as_well_as_the_best():
+    from types import SimpleNamespace
+
+    from app.answer.evidence import Evidence
+
+    def sentence(score, start, chunk, article="a"):
+        return Evidence(sentence_id=start, chunk_index=chunk, hit_rank=1, article_id=article, start=start,
+                        end=start + 50, text="نص", semantic=score, lexical=0.0, score=score)
+
+    # Chunk 0 spans characters 0-1000 of article a, chunk 1 spans 900-2000 (they overlap), chunk 2 2000-3000.
+    index = SimpleNamespace(chunks=[SimpleNamespace(article_id="a", start=0, end=1000),
+                                    SimpleNamespace(article_id="a", start=900, end=2000),
+                                    SimpleNamespace(article_id="a", start=2000, end=3000)])
+    question = "Why does Moscow care about the canal?"
+
+    def chosen(*evidence):
+        answerer = _answerer(list(evidence), other_passage_margin=0.005)
+        answerer.index = index
+        return [e.start for e in answerer.select(question, None)]
+
+    best = sentence(0.85, 100, 0)
+    assert chosen(best, sentence(0.84, 2100, 2)) == [100]  # another passage, 0.01 below: left out
+    assert chosen(best, sentence(0.847, 2100, 2)) == [100, 2100]  # another passage, a near tie: joins
+    assert chosen(best, sentence(0.76, 300, 0)) == [100, 300]  # the best's own passage: the wide margin applies
+    assert chosen(best, sentence(0.76, 920, 1)) == [100, 920]  # cited through the next chunk, inside the best's
+    assert chosen(best, sentence(0.84, 100, 0, article="b")) == [100]  # another article: the same margin
 
 
 def _corpus_with_outlets():
@@ -346,10 +375,11 @@ def test_an_article_already_among_the_hits_still_gets_the_chunk_of_its_best_sent
 def test_a_quote_in_two_retrieved_chunks_is_cited_through_the_one_holding_the_other_quotes():
     from types import SimpleNamespace
 
-    best, second = _evidence("a", 0.90, chunk=1, hit_rank=2), _evidence("a", 0.88, chunk=0, hit_rank=1)
+    best, second = _evidence("a", 0.90, chunk=1, hit_rank=2), _evidence("a", 0.89, chunk=0, hit_rank=1)
     answerer = _answerer([best, second])
     # Chunks 0 and 1 of article a overlap: the second quote lies in both, the best only in chunk 1.
     answerer.index = SimpleNamespace(
+        chunks=[SimpleNamespace(article_id="a", start=0, end=100), SimpleNamespace(article_id="a", start=0, end=100)],
         chunk_by_id={"a#0": 0, "a#1": 1},
         sentence_chunks={best.sentence_id: [1], second.sentence_id: [0, 1]},
         chunk_sentences=[[second.sentence_id], [best.sentence_id, second.sentence_id]],
@@ -361,6 +391,7 @@ def test_a_quote_in_two_retrieved_chunks_is_cited_through_the_one_holding_the_ot
     # Without a shared chunk each quote keeps the chunk it was found in.
     answerer.index.chunk_sentences = [[second.sentence_id], [best.sentence_id]]
     answerer.index.sentence_chunks[second.sentence_id] = [0]
+    answerer.index.chunks[1] = SimpleNamespace(article_id="a", start=500, end=600)
     chosen = answerer.select("What did the minister say about the canal?", retrieval)
     assert [e.chunk_index for e in chosen] == [1, 0]
 

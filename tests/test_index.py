@@ -83,6 +83,30 @@ def test_writes_switch_one_pointer_and_leave_no_temp_or_stale_builds(small, embe
     assert json.loads((small.index_dir / builds[0] / "manifest.json").read_text())["counts"]["chunks"] >= 2
 
 
+def test_sentences_are_kept_in_question_form_too_and_blended_on_demand(small, embedder):
+    import numpy as np
+
+    from app.embeddings import query_view
+
+    corpus = load_corpus(small.corpus_dir)
+    built, _ = load_or_build(small, corpus, embedder)
+    index = load_index(small.index_dir)  # what a restart reads back
+    texts = [corpus.articles[s.article_id].raw[s.start : s.end] for s in index.sentences]
+    assert np.allclose(index.sentence_query_vectors, embedder.embed_queries(texts), atol=1e-5)
+    assert np.allclose(index.sentence_vectors, embedder.embed_passages(texts), atol=1e-5)
+    # The mark rides along with the other passages of a batch and changes only its own text's form.
+    mixed = embedder.embed_passages([texts[0], query_view(texts[0]), texts[1]])
+    assert np.allclose(mixed, np.stack([index.sentence_vectors[0], index.sentence_query_vectors[0],
+                                        index.sentence_vectors[1]]), atol=1e-5)
+    question = embedder.embed_queries(["ما الذي تشمله الاتفاقية بين روسيا وإيران؟"])[0]
+    ids = list(range(len(index.sentences)))
+    passage = index.sentence_vectors @ question
+    as_question = index.sentence_query_vectors @ question
+    assert np.allclose(index.sentence_similarity(ids, question), passage)
+    assert np.allclose(index.sentence_similarity(ids, question, 1.0), as_question)
+    assert np.allclose(index.sentence_similarity(ids, question, 0.35), 0.65 * passage + 0.35 * as_question)
+
+
 def test_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(IndexUnavailable, match="rag index"):
         load_index(tmp_path)

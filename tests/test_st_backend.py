@@ -30,6 +30,17 @@ def test_prefixes_change_the_vectors(model_path):
     assert not np.allclose(plain.embed_queries(["drones"]), prefixed.embed_queries(["drones"]))
 
 
+def test_a_passage_marked_as_a_question_is_embedded_in_question_form(model_path):
+    from app.embeddings import query_view
+
+    embedder = SentenceTransformerEmbedder(model_path, query_prefix="query: ", passage_prefix="passage: ")
+    texts = ["The deal covers shipping.", query_view("The deal covers shipping."), "Rain is expected."]
+    vectors = embedder.embed_passages(texts)
+    assert np.allclose(vectors[1], embedder.embed_queries(["The deal covers shipping."])[0], atol=1e-5)
+    assert np.allclose(vectors[[0, 2]], embedder.embed_passages([texts[0], texts[2]]), atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+
+
 def test_service_builds_and_answers_with_the_backend(tmp_path, model_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

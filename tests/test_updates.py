@@ -63,13 +63,18 @@ def test_add_embeds_only_the_new_article_and_persists_corpus_and_index(tiny, nan
     new_chunks = [c for c in service.index.chunks if c.article_id == outcome.id]
     new_sentences = [s for s in service.index.sentences if s.article_id == outcome.id]
     new_clauses = [c for c in service.index.clauses if c.article_id == outcome.id]
-    assert new_chunks and embedder.passages == len(new_chunks) + len(new_sentences) + len(new_clauses)
+    # Each sentence twice: as a passage and in question form.
+    assert new_chunks and embedder.passages == len(new_chunks) + 2 * len(new_sentences) + len(new_clauses)
     assert service.index.manifest["update"]["mode"] == "incremental"
     assert service.index.manifest["update"]["reused_articles"] == 3
     # Unchanged articles keep their exact vectors.
     old, new = before.chunk_vectors, service.index.chunk_vectors
     for i, chunk in enumerate(before.chunks):
         assert np.array_equal(old[i], new[service.index.chunk_by_id[chunk.chunk_id]])
+    row_of = {(s.article_id, s.start, s.end): i for i, s in enumerate(service.index.sentences)}
+    for i, s in enumerate(before.sentences):
+        j = row_of[(s.article_id, s.start, s.end)]
+        assert np.array_equal(before.sentence_query_vectors[i], service.index.sentence_query_vectors[j])
     # Corpus folder, metadata and manifest agree; the raw file is the stored text.
     state = disk_state(settings)
     assert state["files"] == state["indexed"] == sorted([*ARTICLES, outcome.id])
@@ -141,7 +146,9 @@ def test_a_file_dropped_into_the_folder_is_indexed_incrementally_at_start(tmp_pa
     assert service.index_status.startswith("built (corpus_fingerprint changed")
     assert "incremental: kept 3 of 4 articles" in service.index_status
     india = [c for c in service.index.chunks if c.article_id == "india"]
-    assert embedder.passages == len(india) + len([s for s in service.index.sentences if s.article_id == "india"])
+    sentences = [s for s in service.index.sentences if s.article_id == "india"]
+    clauses = [c for c in service.index.clauses if c.article_id == "india"]
+    assert embedder.passages == len(india) + 2 * len(sentences) + len(clauses)  # sentences as questions too
 
 
 def test_queries_during_an_update_see_the_old_or_the_new_index(tiny, monkeypatch):

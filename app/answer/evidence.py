@@ -92,10 +92,12 @@ class Evidence:
 class EvidenceScorer:
     """Ranks every sentence inside the retrieved chunks. Lexical evidence is IDF-weighted term overlap."""
 
-    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15, rank_penalty: float = 0.0):
+    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15, rank_penalty: float = 0.0,
+                 query_weight: float = 0.0):
         self.index = index
         self.corpus = corpus
         self.lexical_weight = lexical_weight
+        self.query_weight = query_weight  # Index.sentence_similarity: the share of the sentence's question form
         # Sentences of lower-ranked chunks lose a little: the chunk ranking weighs the whole passage
         # (and BM25), which a lone sentence's similarity does not see.
         self.rank_penalty = rank_penalty
@@ -137,7 +139,7 @@ class EvidenceScorer:
             return []
 
         ids = np.array([c[0] for c in candidates])
-        semantic = self.index.sentence_vectors[ids] @ retrieval.query_vector
+        semantic = self.index.sentence_similarity(ids, retrieval.query_vector, self.query_weight)
         out = []
         for (sentence_id, chunk_index, rank), sem in zip(candidates, semantic):
             sentence = self.index.sentences[sentence_id]

@@ -42,18 +42,18 @@ class ExtractiveAnswerer:
     mode = "extractive"
 
     def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
-                 single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_article_margin: float = 0.02,
+                 single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_passage_margin: float = 0.005,
                  rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
                  names: NameChecker | None = None, sources: SourceNames | None = None,
-                 same_passage_bonus: float = 0.0):
+                 same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0):
         self.index = index
         self.corpus = corpus
-        self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty)
+        self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty, sentence_query_weight)
         self.threshold = threshold
         self.margin = margin
         self.max_sentences = max_sentences
         self.single_fact_sentences = single_fact_sentences
-        self.other_article_margin = other_article_margin
+        self.other_passage_margin = other_passage_margin
         self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
         self.same_passage_bonus = same_passage_bonus
@@ -67,10 +67,11 @@ class ExtractiveAnswerer:
         return cls(index, corpus, threshold=settings.abstain_threshold, margin=settings.sentence_margin,
                    max_sentences=min(settings.extractive_max_sentences, settings.answer_max_sentences),
                    single_fact_sentences=settings.single_fact_sentences, lexical_weight=settings.lexical_weight,
-                   other_article_margin=settings.other_article_margin, rank_penalty=settings.rank_penalty,
+                   other_passage_margin=settings.other_passage_margin, rank_penalty=settings.rank_penalty,
                    answer_type_margin=settings.answer_type_margin,
                    other_article_max_rank=settings.other_article_max_rank, names=names,
-                   same_passage_bonus=settings.same_passage_bonus)
+                   same_passage_bonus=settings.same_passage_bonus,
+                   sentence_query_weight=settings.sentence_query_weight)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
@@ -132,9 +133,10 @@ class ExtractiveAnswerer:
         return out
 
     def _one_fact(self, close: list[Evidence]) -> list[Evidence]:
-        """A question about one fact is answered by the article holding it: the best sentence and at most a
-        few more. Each further quote is one more chance to cite a passage that does not answer, so another
-        article's sentence joins only when it scores as well as the best."""
+        """A question about one fact is answered by the passage holding it: the best sentence and at most a few
+        more. Each further quote is one more chance to cite a passage that does not answer, so a sentence from
+        outside the best sentence's passage (elsewhere in its article, or in another article) joins only when it
+        scores as well as the best; one of the same passage needs only to be close (`margin`)."""
         best = close[0]
         chosen = [best]
         if self.same_passage_bonus:
@@ -145,13 +147,18 @@ class ExtractiveAnswerer:
         for candidate in close[1:]:
             if len(chosen) == self.single_fact_sentences:
                 break
-            if candidate.article_id != best.article_id and not self._other_article_agrees(candidate, best):
+            if candidate.article_id != best.article_id:
+                if not self._other_article_agrees(candidate, best):
+                    continue
+            elif not self._in_passage_of(candidate, best) and candidate.score < best.score - self.other_passage_margin:
                 continue
             chosen.append(candidate)
         return chosen
 
     def _in_passage_of(self, candidate: Evidence, best: Evidence) -> bool:
-        chunk = self.index.chunks[best.chunk_index]
+        if candidate.chunk_index == best.chunk_index:
+            return True
+        chunk = self.index.chunks[best.chunk_index]  # a sentence in the overlap of two chunks lies in both
         return (candidate.article_id == chunk.article_id and chunk.start <= candidate.start
                 and candidate.end <= chunk.end)
 
@@ -160,7 +167,7 @@ class ExtractiveAnswerer:
         as well as the best sentence, and its chunk is among the top fused hits. For an English question only the
         cross-lingual embedding scores sentences, and a close score alone often comes from a passage the
         fused ranking (whole chunk, best sentence, names) put far down."""
-        return (candidate.score >= best.score - self.other_article_margin
+        return (candidate.score >= best.score - self.other_passage_margin
                 and candidate.hit_rank <= self.other_article_max_rank)
 
     def answer(self, question: str, language: str, retrieval: Retrieval) -> Answer:
