@@ -58,7 +58,8 @@ def index(
 
 @app.command()
 def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one {\"text\": ...} a line")) -> None:
-    """List the distinct passage texts a full build embeds (chunks and sentences), for embedding them elsewhere."""
+    """List the distinct passage texts a full build embeds (chunks, sentences, clauses, and each sentence once more
+    marked to be embedded in question form), for embedding them elsewhere with this package's `embed_passages`."""
     from pathlib import Path
 
     from app.corpus import load_corpus

@@ -128,7 +128,7 @@ class Index:
     def sentence_similarity(self, sentence_ids: Sequence[int], query_vector: np.ndarray,
                             query_weight: float = 0.0) -> np.ndarray:
         """Each sentence's similarity to `query_vector`: of its passage vector, blended with `query_weight` of its
-        question-form vector (an index without those, built before format 3, gives the passage similarity)."""
+        question-form vector (an index without them gives the passage similarity)."""
         similarity = self.sentence_vectors[sentence_ids] @ query_vector
         if query_weight and self.sentence_query_vectors is not None:
             similarity = ((1.0 - query_weight) * similarity
