@@ -338,3 +338,24 @@ def test_main_llm_provider_failure_is_recorded(service, tmp_path, capsys):
     first = report["questions"][0]
     assert "provider down" in first["error"] and first["hits"]  # retrieval still scored
     assert "**Error:**" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+
+
+def test_evidence_scores_come_from_the_questions_own_retrieval_not_a_concurrent_search(service, monkeypatch):
+    """The service's start-up warm-up searches from another thread; a search finishing between a question's
+    retrieval and the reading of its evidence scores must not stand in for the question's."""
+    import threading
+
+    original_ask = service.ask
+
+    def ask_then_search_elsewhere(question, lang=None, top_k=None):
+        answer = original_ask(question, lang, top_k)
+        other = threading.Thread(target=lambda: service.retriever.search("روسيا وإيران", 1))
+        other.start()
+        other.join()
+        return answer
+
+    monkeypatch.setattr(service, "ask", ask_then_search_elsewhere)
+    gold = MINI_GOLD[1]  # English: its evidence score has no lexical part, the Arabic warm-up query's has
+    (record,) = ev.run_questions(service, [gold], 5)
+    own = service.answerer.scorer.score(service.retriever.search(gold["question"], 5))
+    assert record["top_evidence_score_any"] == round(own[0].score, 4)
