@@ -128,7 +128,7 @@ class Index:
     def sentence_similarity(self, sentence_ids: Sequence[int], query_vector: np.ndarray,
                             query_weight: float = 0.0) -> np.ndarray:
         """Each sentence's similarity to `query_vector`: of its passage vector, blended with `query_weight` of its
-        question-form vector (an index without them gives the passage similarity)."""
+        question-form vector (an index assembled without them, as some tests do, gives the passage similarity)."""
         similarity = self.sentence_vectors[sentence_ids] @ query_vector
         if query_weight and self.sentence_query_vectors is not None:
             similarity = ((1.0 - query_weight) * similarity
@@ -274,12 +274,9 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             else:
                 fresh.append(i)
         _copy_rows(sentence_vectors, reused, previous.sentence_vectors)
+        _copy_rows(sentence_query_vectors, reused, previous.sentence_query_vectors)
         todo += [(sentence_vectors, i, sentence_texts[i]) for i in fresh]
-        if previous.sentence_query_vectors is not None:
-            _copy_rows(sentence_query_vectors, reused, previous.sentence_query_vectors)
-            todo += [(sentence_query_vectors, i, query_texts[i]) for i in fresh]
-        else:  # an index made without them (format 3 builds always have them): none to reuse
-            todo += [(sentence_query_vectors, i, text) for i, text in enumerate(query_texts)]
+        todo += [(sentence_query_vectors, i, query_texts[i]) for i in fresh]
         todo += [(clause_vectors, i, text) for i, text in enumerate(clause_texts)]  # found by text below
         if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
             known: dict[str, np.ndarray] = {}
@@ -287,8 +284,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
                 known.setdefault(chunk.text, previous.chunk_vectors[i])
             for j, text in _previous_texts(previous, previous.sentences, corpus).items():
                 known.setdefault(text, previous.sentence_vectors[j])
-                if previous.sentence_query_vectors is not None:
-                    known.setdefault(query_view(text), previous.sentence_query_vectors[j])
+                known.setdefault(query_view(text), previous.sentence_query_vectors[j])
             for j, text in _previous_texts(previous, previous.clauses, corpus).items():
                 known.setdefault(text, previous.clause_vectors[j])
             still = []
@@ -348,7 +344,8 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             "reused_articles": reused_articles,
             "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
             "resumed_passages": resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
-            "reused_vectors": len(chunks) + 2 * len(sentences) + len(clauses) - rows_to_embed,
+            "reused_vectors": sum(map(len, (chunk_vectors, sentence_vectors, sentence_query_vectors, clause_vectors)))
+            - rows_to_embed,
         },
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
@@ -411,8 +408,7 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     faiss.write_index(index.sentence_dense, str(tmp / "sentence_dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
     np.save(tmp / "clause_vectors.npy", index.clause_vectors)
-    if index.sentence_query_vectors is not None:
-        np.save(tmp / "sentence_query_vectors.npy", index.sentence_query_vectors)
+    np.save(tmp / "sentence_query_vectors.npy", index.sentence_query_vectors)
     checkpoint("build_partial")
     index.bm25.save(str(tmp / "bm25"), show_progress=False)
     (tmp / "chunks.json").write_text(
@@ -524,33 +520,23 @@ def load_index(index_dir: Path) -> Index:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         stored = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
         dense = faiss.read_index(str(folder / "dense.faiss"))
-        # Memory-mapped: at 10^6 chunks the arrays are GBs, of which a query reads a few rows.
-        sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
-        if (folder / "chunk_vectors.npy").exists():
-            chunk_vectors = np.load(folder / "chunk_vectors.npy", mmap_mode="r")
-        else:  # a build written before the arrays were saved: its dense index is flat, which holds them exactly
-            chunk_vectors = dense.reconstruct_n(0, dense.ntotal)
-        if (folder / "sentence_dense.faiss").exists():
-            sentence_dense = faiss.read_index(str(folder / "sentence_dense.faiss"))
-        else:
-            sentence_dense = ann.make_dense_index(sentence_vectors, "flat")
+        # Every file of the manifest's format version (checked before loading) is required: a missing one is a
+        # broken build, rebuilt like any other, not one to answer from with less. Arrays are memory-mapped: at
+        # 10^6 chunks they are GBs, of which a query reads a few rows.
         return Index(
             manifest=manifest,
             chunks=[Chunk(**c) for c in stored["chunks"]],
             sentences=[Sentence(**s) for s in stored["sentences"]],
             chunk_sentences=stored["chunk_sentences"],
             dense=dense,
-            chunk_vectors=chunk_vectors,
-            sentence_dense=sentence_dense,
-            sentence_vectors=sentence_vectors,
+            chunk_vectors=np.load(folder / "chunk_vectors.npy", mmap_mode="r"),
+            sentence_dense=faiss.read_index(str(folder / "sentence_dense.faiss")),
+            sentence_vectors=np.load(folder / "sentence_vectors.npy", mmap_mode="r"),
             bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False),
-            # A build written before clauses were kept has none: scoring by clauses then changes nothing.
-            clauses=[Sentence(**c) for c in stored.get("clauses", [])],
-            clause_sentences=stored.get("clause_sentences", []),
-            clause_vectors=np.load(folder / "clause_vectors.npy", mmap_mode="r")
-            if (folder / "clause_vectors.npy").exists() else None,
-            sentence_query_vectors=np.load(folder / "sentence_query_vectors.npy", mmap_mode="r")
-            if (folder / "sentence_query_vectors.npy").exists() else None,
+            clauses=[Sentence(**c) for c in stored["clauses"]],
+            clause_sentences=stored["clause_sentences"],
+            clause_vectors=np.load(folder / "clause_vectors.npy", mmap_mode="r"),
+            sentence_query_vectors=np.load(folder / "sentence_query_vectors.npy", mmap_mode="r"),
         )
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise IndexUnavailable(f"index under {folder} is unreadable ({exc}); run `rag index --rebuild`") from exc

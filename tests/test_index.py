@@ -71,6 +71,16 @@ def test_broken_index_is_rebuilt(small, embedder):
     assert len(index.chunks) >= 2
 
 
+def test_a_build_missing_its_question_form_vectors_is_rebuilt_not_answered_from_with_less(small, embedder):
+    corpus = load_corpus(small.corpus_dir)
+    load_or_build(small, corpus, embedder)
+    (current_build(small.index_dir) / "sentence_query_vectors.npy").unlink()
+    with pytest.raises(IndexUnavailable, match="unreadable"):
+        load_index(small.index_dir)
+    index, status = load_or_build(small, corpus, embedder)
+    assert status.startswith("built (") and index.sentence_query_vectors.shape == index.sentence_vectors.shape
+
+
 def test_writes_switch_one_pointer_and_leave_no_temp_or_stale_builds(small, embedder):
     corpus = load_corpus(small.corpus_dir)
     load_or_build(small, corpus, embedder)
