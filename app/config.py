@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     # best sentence, when no chosen chunk holds it yet (0 = plain fused order).
     other_article_slots: int = Field(3, ge=0)
     # ...and each article's best sentence is judged by its closest clause too (pieces between commas, embedded at
-    # build time): the answer is often one clause of a long sentence (HybridRetriever._spread_over_articles).
+    # build time): the answer is often one clause of a long sentence (HybridRetriever._best_per_article).
     clause_scoring: bool = True
+    # ...and by similarity + this x BM25's share x its coverage of the question's terms, the words naming the sources
+    # aside: within one article similarities lie close together, and the question's words tell its sentences apart.
+    slot_lexical_weight: float = Field(1.0, ge=0)
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this
@@ -77,7 +80,7 @@ class Settings(BaseSettings):
     # A one-fact answer's further quote: a sentence of the passage (chunk) holding the best sentence counts this much
     # more than one from elsewhere in the article, so a near tie goes to the answer's own context.
     same_passage_bonus: float = Field(0.01, ge=0)
-    lexical_weight: float = 0.15
+    lexical_weight: float = 0.15  # of term coverage in the evidence score (not in the slots above)
     # A sentence's evidence similarity: its passage vector's, blended with this share of its vector in question
     # form (the question's own form: how alike the two read as statements, not only how well one answers the other).
     sentence_query_weight: float = Field(0.35, ge=0, le=1)

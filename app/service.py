@@ -163,8 +163,8 @@ class RagService:
         retriever = HybridRetriever(index, corpus, self.embedder, rrf_k=self.settings.rrf_k,
                                     candidates=self.settings.candidates, sentence_weight=self.settings.sentence_weight,
                                     names=names, other_article_slots=self.settings.other_article_slots,
-                                    lexical_weight=self.settings.lexical_weight,
-                                    clause_scoring=self.settings.clause_scoring)
+                                    clause_scoring=self.settings.clause_scoring,
+                                    slot_lexical_weight=self.settings.slot_lexical_weight)
         answerer = answerer or self._answerer_for(index, corpus, names, current)
         return Snapshot(corpus, index, retriever, answerer, status, build, names)
 

@@ -426,3 +426,39 @@ def test_an_articles_best_sentence_for_a_question_across_sources_may_be_judged_b
     retriever.clause_scoring = False  # RAG_CLAUSE_SCORING=false: whole sentences only
     ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 4, 6]
+
+
+def test_an_articles_sentence_for_a_question_across_sources_is_told_apart_by_the_questions_words(monkeypatch):
+    import numpy as np
+
+    import app.retrieval
+
+    from app.text.questions import source_terms
+
+    chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
+    sentences = [("a", 0, 5, [0]), ("b", 12, 18, [5]), ("b", 0, 5, [4]), ("c", 0, 5, [6])]
+    retriever = _retriever_over(chunks, sentences)
+    assert "مقال" in source_terms()  # المقالات, stemmed as the index stems it
+    retriever.index.vocabulary = {"مناور": 0, "قزوين": 1, "مقال": 2}
+    retriever.index.terms.__dict__["_idf"] = np.ones(3)  # every term as rare as the others
+    # b's sentence 1 holds the question's subject (مناور); sentence 2 is a little closer to the question as a whole
+    # and holds only a word naming the sources ("وحسب المقال ...").
+    sentence_terms = {0: set(), 1: {"مناور"}, 2: {"مقال"}, 3: set()}
+    retriever._terms_of = sentence_terms.__getitem__
+    fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
+    nearest = [(0, 0.90), (2, 0.87), (1, 0.80), (3, 0.70)]
+    terms = ["مناور", "قزوين", "مقال"]
+
+    def slots(bm25_weight=0.8):
+        return [i for i, _ in retriever._spread_over_articles(fused, nearest, terms, bm25_weight, k=5)[:5]]
+
+    assert slots() == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence on the subject
+    # At the evidence score's weight the few hundredths of similarity decide; with no BM25 share (an English
+    # question over Arabic articles) there is no lexical evidence to weigh.
+    retriever.slot_lexical_weight = 0.15
+    assert slots() == [0, 1, 2, 4, 6]
+    retriever.slot_lexical_weight = 1.0
+    assert slots(bm25_weight=0.0) == [0, 1, 2, 4, 6]
+    # Counted as one of the question's terms, the source word would have won b's slot for sentence 2.
+    monkeypatch.setattr(app.retrieval, "source_terms", frozenset)
+    assert slots() == [0, 1, 2, 4, 6]
