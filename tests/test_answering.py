@@ -432,7 +432,6 @@ def test_an_articles_sentence_for_a_question_across_sources_is_told_apart_by_the
     import numpy as np
 
     import app.retrieval
-
     from app.text.questions import source_terms
 
     chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
