@@ -62,11 +62,13 @@ class Settings(BaseSettings):
     clause_scoring: bool = True
     # ...and by similarity + this x BM25's share x its coverage of the question's terms, the words naming the sources
     # aside: within one article similarities lie close together, and the question's words tell its sentences apart.
-    slot_lexical_weight: float = Field(1.0, ge=0)
+    # The quotes of the answer to such a question are ranked with the same weight (ExtractiveAnswerer._across_sources).
+    across_lexical_weight: float = Field(1.0, ge=0)
 
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this
     extractive_max_sentences: int = Field(3, ge=1)  # quotes for a question asking what the articles (plural) say
+    across_article_quotes: int = Field(2, ge=1)  # ...of which at most this many from one article
     single_fact_sentences: int = Field(2, ge=1)  # quotes for any other question: the best sentence and one more
     abstain_threshold: float = 0.775
     # A number/date question abstains when the best sentence holding a number/date scores this far below the

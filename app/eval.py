@@ -744,7 +744,7 @@ def main(argv: Sequence[str] | None = None, *, service=None) -> int:
                    "other_passage_margin": s.other_passage_margin,
                    "sentence_query_weight": s.sentence_query_weight,
                    "other_article_max_rank": s.other_article_max_rank, "other_article_slots": s.other_article_slots,
-                   "slot_lexical_weight": s.slot_lexical_weight,
+                   "across_lexical_weight": s.across_lexical_weight,
                    "chunk_size": s.chunk_size,
                    "chunk_overlap": s.chunk_overlap, "rrf_k": s.rrf_k, "candidates": s.candidates,
                    "index_built_at": service.index.manifest.get("built_at"),

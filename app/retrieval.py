@@ -47,10 +47,10 @@ class Retrieval:
 class HybridRetriever:
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
                  sentence_weight: float = 0.5, names: NameChecker | None = None, other_article_slots: int = 0,
-                 clause_scoring: bool = True, slot_lexical_weight: float = 1.0):
+                 clause_scoring: bool = True, across_lexical_weight: float = 1.0):
         self.index = index
         # Of term coverage in the score that picks each article's sentence for those slots (see _best_per_article).
-        self.slot_lexical_weight = slot_lexical_weight
+        self.across_lexical_weight = across_lexical_weight
         # Whether an article's best sentence, for a question across the sources, is judged by its best clause too.
         self.clause_scoring = clause_scoring
         # For a question across the sources, the last slots of the top k go to articles not yet among the hits.
@@ -142,7 +142,7 @@ class HybridRetriever:
     def _best_per_article(self, nearest: list[tuple[int, float]], terms: list[str], bm25_weight: float,
                           query_vector: np.ndarray | None) -> list[tuple[float, int]]:
         """Each article's best sentence among the nearest, as (score, sentence id): similarity plus
-        `slot_lexical_weight` x BM25's share x the sentence's coverage of the question's terms.
+        `across_lexical_weight` x BM25's share x the sentence's coverage of the question's terms.
 
         Within one article every sentence is about the same subject, so their similarities to the question lie
         within a few hundredths, and the sentence an answer quotes is often the article's second or third by
@@ -165,7 +165,7 @@ class HybridRetriever:
         best: dict[str, tuple[float, int]] = {}  # article -> (sentence score, sentence id)
         for sentence_id, similarity in nearest:
             article_id = self.index.sentences[sentence_id].article_id
-            score = similarity + self.slot_lexical_weight * bm25_weight * TermCoverage.coverage(
+            score = similarity + self.across_lexical_weight * bm25_weight * TermCoverage.coverage(
                 weights, self._terms_of(sentence_id))
             if score > best.get(article_id, (-np.inf, -1))[0]:
                 best[article_id] = (score, sentence_id)

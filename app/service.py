@@ -164,7 +164,7 @@ class RagService:
                                     candidates=self.settings.candidates, sentence_weight=self.settings.sentence_weight,
                                     names=names, other_article_slots=self.settings.other_article_slots,
                                     clause_scoring=self.settings.clause_scoring,
-                                    slot_lexical_weight=self.settings.slot_lexical_weight)
+                                    across_lexical_weight=self.settings.across_lexical_weight)
         answerer = answerer or self._answerer_for(index, corpus, names, current)
         return Snapshot(corpus, index, retriever, answerer, status, build, names)
 

@@ -186,6 +186,31 @@ def test_question_across_the_articles_quotes_several_sources_within_the_margin()
     assert [e.article_id for e in chosen] == ["a", "b", "c"]  # capped at max_sentences; e is outside the margin
 
 
+def test_question_across_the_articles_quotes_at_most_two_sentences_of_one_article():
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    question = "What do the articles say about the canal?"
+    evidence = [_evidence("a", 0.90), _evidence("a", 0.89), _evidence("a", 0.88), _evidence("b", 0.84)]
+    chosen = _answerer(evidence, across_article_quotes=2).select(question, None)
+    assert [(e.article_id, e.score) for e in chosen] == [("a", 0.90), ("a", 0.89), ("b", 0.84)]
+    # Without another article within the margin, the answer holds what there is: two quotes, not a third of a.
+    chosen = _answerer(evidence[:3], across_article_quotes=2).select(question, None)
+    assert [e.score for e in chosen] == [0.90, 0.89]
+
+    # Ranked with the question's words weighing more (as the retriever's slots rank them): a sentence holding them
+    # overtakes a slightly closer one holding none, in proportion to BM25's share (0 for an English question
+    # over Arabic articles). Abstention still reads the evidence score.
+    evidence = [_evidence("a", 0.90, lexical=0.5), _evidence("b", 0.88, lexical=0.0), _evidence("c", 0.86, lexical=0.5),
+                _evidence("d", 0.85, lexical=0.5)]
+    answerer = _answerer(evidence, lexical_weight=0.15, across_lexical_weight=1.0, max_sentences=2)
+    answerer.index = SimpleNamespace(chunk_by_id={}, sentence_chunks=defaultdict(list))  # no chunk holds two quotes
+    retrieval = SimpleNamespace(bm25_weight=0.8, hits=[])
+    assert [e.article_id for e in answerer.select(question, retrieval)] == ["a", "c"]
+    retrieval.bm25_weight = 0.0
+    assert [e.article_id for e in answerer.select(question, retrieval)] == ["a", "b"]
+
+
 def test_number_question_abstains_when_only_weaker_sentences_hold_a_number():
     question = "How many ships took part in the drill?"
     best_without_number = _evidence("a", 0.90, "the drill took place in the gulf")
@@ -454,9 +479,9 @@ def test_an_articles_sentence_for_a_question_across_sources_is_told_apart_by_the
     assert slots() == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence on the subject
     # At the evidence score's weight the few hundredths of similarity decide; with no BM25 share (an English
     # question over Arabic articles) there is no lexical evidence to weigh.
-    retriever.slot_lexical_weight = 0.15
+    retriever.across_lexical_weight = 0.15
     assert slots() == [0, 1, 2, 4, 6]
-    retriever.slot_lexical_weight = 1.0
+    retriever.across_lexical_weight = 1.0
     assert slots(bm25_weight=0.0) == [0, 1, 2, 4, 6]
     # Counted as one of the question's terms, the source word would have won b's slot for sentence 2.
     monkeypatch.setattr(app.retrieval, "source_terms", frozenset)

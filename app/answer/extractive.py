@@ -45,7 +45,8 @@ class ExtractiveAnswerer:
                  single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_passage_margin: float = 0.005,
                  rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
                  names: NameChecker | None = None, sources: SourceNames | None = None,
-                 same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0):
+                 same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0,
+                 across_lexical_weight: float | None = None, across_article_quotes: int | None = None):
         self.index = index
         self.corpus = corpus
         self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty, sentence_query_weight)
@@ -57,6 +58,11 @@ class ExtractiveAnswerer:
         self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
         self.same_passage_bonus = same_passage_bonus
+        # A question across the sources: its sentences ranked with this weight of term coverage (None: the evidence
+        # score's, `lexical_weight`), and at most this many quotes from one article (None: no limit).
+        self.lexical_weight = lexical_weight
+        self.across_lexical_weight = lexical_weight if across_lexical_weight is None else across_lexical_weight
+        self.across_article_quotes = across_article_quotes
         self.names = names
         self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
 
@@ -71,7 +77,9 @@ class ExtractiveAnswerer:
                    answer_type_margin=settings.answer_type_margin,
                    other_article_max_rank=settings.other_article_max_rank, names=names,
                    same_passage_bonus=settings.same_passage_bonus,
-                   sentence_query_weight=settings.sentence_query_weight)
+                   sentence_query_weight=settings.sentence_query_weight,
+                   across_lexical_weight=settings.across_lexical_weight,
+                   across_article_quotes=settings.across_article_quotes)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
@@ -111,9 +119,34 @@ class ExtractiveAnswerer:
         evidence = self.evidence(question, retrieval)
         if not evidence:
             return []
-        close = [e for e in evidence if e.score >= evidence[0].score - self.margin]
-        chosen = close[: self.max_sentences] if asks_across_sources(question) else self._one_fact(close)
+        if asks_across_sources(question):
+            chosen = self._across_sources(evidence, retrieval.bm25_weight if retrieval is not None else 0.0)
+        else:
+            chosen = self._one_fact([e for e in evidence if e.score >= evidence[0].score - self.margin])
         return self._cited_together(chosen, retrieval)
+
+    def _across_sources(self, evidence: list[Evidence], bm25_weight: float) -> list[Evidence]:
+        """A question about what several sources say: the best sentences within `margin`, at most
+        `max_sentences`, at most `across_article_quotes` from one article, ranked with the question's words weighing
+        `across_lexical_weight` as in the retriever's slots for such questions (HybridRetriever._best_per_article).
+        Such a question names a subject that every article treats from its own side, so the closest sentences often
+        all come from one article while another, as close, goes unquoted; and its candidates are all about the
+        subject, so which of the question's words a sentence holds tells them apart better than similarity does."""
+        extra = (self.across_lexical_weight - self.lexical_weight) * bm25_weight
+
+        def score(e: Evidence) -> float:
+            return e.score + extra * e.lexical
+
+        ranked = sorted(evidence, key=score, reverse=True)
+        best = score(ranked[0])
+        limit = self.across_article_quotes or self.max_sentences
+        chosen: list[Evidence] = []
+        for candidate in ranked:
+            if score(candidate) < best - self.margin or len(chosen) == self.max_sentences:
+                break
+            if sum(e.article_id == candidate.article_id for e in chosen) < limit:
+                chosen.append(candidate)
+        return chosen
 
     def _cited_together(self, chosen: list[Evidence], retrieval: Retrieval | None) -> list[Evidence]:
         """A quote that lies in two retrieved chunks (chunks overlap by a unit) is cited through the one that also
