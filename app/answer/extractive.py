@@ -58,9 +58,9 @@ class ExtractiveAnswerer:
         self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
         self.same_passage_bonus = same_passage_bonus
+        self.lexical_weight = lexical_weight  # the evidence score's (EvidenceScorer)
         # A question across the sources: its sentences ranked with this weight of term coverage (None: the evidence
-        # score's, `lexical_weight`), and at most this many quotes from one article (None: no limit).
-        self.lexical_weight = lexical_weight
+        # score's), and at most this many quotes from one article (None: no limit).
         self.across_lexical_weight = lexical_weight if across_lexical_weight is None else across_lexical_weight
         self.across_article_quotes = across_article_quotes
         self.names = names
@@ -131,7 +131,9 @@ class ExtractiveAnswerer:
         `across_lexical_weight` as in the retriever's slots for such questions (HybridRetriever._best_per_article).
         Such a question names a subject that every article treats from its own side, so the closest sentences often
         all come from one article while another, as close, goes unquoted; and its candidates are all about the
-        subject, so which of the question's words a sentence holds tells them apart better than similarity does."""
+        subject, so which of the question's words a sentence holds tells them apart better than similarity does.
+        The coverage is the evidence score's, the words naming the sources included: leaving them out as the slots
+        do measured no better here (README, evaluation rounds)."""
         extra = (self.across_lexical_weight - self.lexical_weight) * bm25_weight
 
         def score(e: Evidence) -> float:
