@@ -153,7 +153,8 @@ def _answerer(evidence, **options):
     settings = dict(threshold=0.7, margin=0.12, max_sentences=3, single_fact_sentences=2,
                     other_passage_margin=0.02, answer_type_margin=0.05)
     answerer = ExtractiveAnswerer(None, None, **(settings | options))
-    answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence)})()
+    answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence),
+                                              "lexical_weight": answerer.scorer.lexical_weight})()
     return answerer
 
 

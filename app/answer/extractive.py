@@ -58,7 +58,6 @@ class ExtractiveAnswerer:
         self.other_article_max_rank = other_article_max_rank
         self.answer_type_margin = answer_type_margin
         self.same_passage_bonus = same_passage_bonus
-        self.lexical_weight = lexical_weight  # the evidence score's (EvidenceScorer)
         # A question across the sources: its sentences ranked with this weight of term coverage (None: the evidence
         # score's), and at most this many quotes from one article (None: no limit).
         self.across_lexical_weight = lexical_weight if across_lexical_weight is None else across_lexical_weight
@@ -134,7 +133,7 @@ class ExtractiveAnswerer:
         subject, so which of the question's words a sentence holds tells them apart better than similarity does.
         The coverage is the evidence score's, the words naming the sources included: leaving them out as the slots
         do measured no better here (README, evaluation rounds)."""
-        extra = (self.across_lexical_weight - self.lexical_weight) * bm25_weight
+        extra = (self.across_lexical_weight - self.scorer.lexical_weight) * bm25_weight
 
         def score(e: Evidence) -> float:
             return e.score + extra * e.lexical
