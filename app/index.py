@@ -374,9 +374,9 @@ def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
         for chunk in chunker.split(article):
             texts.append(chunk.text)
             for start, end in sentence_spans(chunk.text, chunk.start):
-                texts.append(article.raw[start:end])
-                texts.append(query_view(article.raw[start:end]))
-                texts.extend(article.raw[s:e] for s, e in clause_spans(article.raw[start:end], start))
+                sentence = article.raw[start:end]
+                texts += [sentence, query_view(sentence)]
+                texts.extend(article.raw[s:e] for s, e in clause_spans(sentence, start))
     return list(dict.fromkeys(texts))
 
 
