@@ -192,7 +192,7 @@ def abstention_metrics(answerable: bool, abstained: bool, n_citations: int) -> d
     return {"abstention_correct": bool(abstained) and n_citations == 0, "false_abstention": None}
 
 
-_QUOTED = re.compile(r"«[^»]*»|“[^”]*”|\"[^\"]*\"", re.DOTALL)
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"", re.DOTALL)
 _MARKERS = re.compile(r"\[\s*\d+(?:\s*[,،]\s*\d+)*\s*\]")
 _ARABIC_LETTER = re.compile(
     "[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]"
@@ -200,9 +200,26 @@ _ARABIC_LETTER = re.compile(
 _LATIN_LETTER = re.compile("[A-Za-z\u00c0-\u024f]")
 
 
+def _without_guillemets(text: str) -> str:
+    """`text` without what stands inside «…», nested pairs included: a verbatim Arabic quote often quotes
+    someone itself («قال إن «…» ...»), and the first » must not end the outer quote."""
+    out: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "«":
+            depth += 1
+            if depth == 1:
+                out.append(" ")
+        elif char == "»" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(char)
+    return "".join(out)
+
+
 def prose(answer: str) -> str:
-    """The answer's own words: text inside «…», “…” and "…" and the [n] markers removed."""
-    return _MARKERS.sub(" ", _QUOTED.sub(" ", answer))
+    """The answer's own words: text inside «…» (nested too), “…” and "…" and the [n] markers removed."""
+    return _MARKERS.sub(" ", _QUOTED.sub(" ", _without_guillemets(answer)))
 
 
 def prose_language(answer: str) -> str | None:
@@ -222,8 +239,12 @@ def language_match(answer: str, lang: str) -> bool:
     return prose_language(answer) == lang
 
 
+# A thousands separator between digit groups: "1,900" and "١٬٩٠٠" compare as "1900" (digits are unified by normalize).
+_THOUSANDS = re.compile(r"(?<=\d)[,\u066c](?=\d{3}(?!\d))")
+
+
 def _comparable(text: str) -> str:
-    return " ".join(normalize(text).split())
+    return " ".join(_THOUSANDS.sub("", normalize(text)).split())
 
 
 def must_include_check(answer: str, must_include: Sequence[str]) -> tuple[bool, list[str]]:
@@ -382,12 +403,34 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_service(mode: str, settings=None):
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    """A digest of a corpus folder's articles and metadata: the key of its evaluation index."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(corpus_dir).glob("*")):
+        if path.is_file() and (path.suffix == ".txt" or path.name == "articles.json"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def eval_index_dir(corpus_dir: Path) -> Path:
+    """Where `--corpus DIR` keeps DIR's index: a cache folder keyed by DIR's content, never `index/`."""
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / ".cache" / "eval-index" / corpus_fingerprint(corpus_dir)
+
+
+def build_service(mode: str, settings=None, corpus_dir: Path | None = None, **overrides):
+    """The service to evaluate; `overrides` replace settings (e.g. `evidence_model=None`)."""
     from app.config import Settings
     from app.service import RagService
 
     if settings is None:
-        settings = Settings()
+        settings = Settings().model_copy(update=overrides)
+        if corpus_dir is not None:
+            if not Path(corpus_dir).is_dir():
+                raise GoldError(f"--corpus {corpus_dir}: not a folder")
+            settings = settings.model_copy(update={"corpus_dir": Path(corpus_dir),
+                                                   "index_dir": eval_index_dir(corpus_dir)})
         if mode == "extractive":
             settings = settings.model_copy(update={"llm_model": None})
         elif not settings.llm_model:
@@ -687,6 +730,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("gold", type=Path, help="gold questions, one JSON object a line (format: eval/README.md)")
     parser.add_argument("--mode", choices=("extractive", "llm"), default="extractive",
                         help="extractive (offline) or llm (the model in RAG_LLM_MODEL)")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="score against the articles in this folder (indexed into a cache keyed by its content; "
+                             "default: the service's corpus, RAG_CORPUS_DIR)")
     parser.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: the service's top_k)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default eval/runs/<timestamp>)")
     parser.add_argument("--baseline", choices=("langchain",), default=None,
@@ -697,14 +743,48 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+TABLE_KEYS = ("retrieval_recall_at_k", "citation_precision", "citation_precision_strict", "citation_recall",
+              "quote_recall", "abstention_accuracy", "false_abstention_rate", "language_match", "must_include_rate",
+              "unsupported_citation_rate", "median_ask_ms")
+
+
+def side_by_side(reports: Mapping[str, Mapping]) -> str:
+    """A Markdown table of the overall figures of several reports (name -> report.json), with their mean."""
+    names = list(reports)
+    rows = ["| metric | " + " | ".join(names) + " | mean |", "| --- |" + " --- |" * (len(names) + 1)]
+    for key in TABLE_KEYS:
+        values = [reports[name]["summary"]["overall"].get(key) for name in names]
+        known = [v for v in values if v is not None]
+        mean = sum(known) / len(known) if len(known) == len(values) else None
+        rows.append(f"| {key} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(mean)} |")
+    return "\n".join(rows)
+
+
+def table_main(paths: Sequence[str]) -> int:
+    """`python -m app.eval table RUN_DIR...`: the runs' overall figures side by side."""
+    reports = {}
+    for path in paths:
+        report = Path(path) / "report.json" if Path(path).is_dir() else Path(path)
+        try:
+            reports[report.parent.name] = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            _log(f"error: cannot read {report}: {exc}")
+            return 2
+    print(side_by_side(reports))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, *, service=None) -> int:
     """Run the evaluation; `service` lets tests pass a ready RagService. Returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["table"]:
+        return table_main(argv[1:])
     args = parse_args(argv)
     started = time.perf_counter()
     try:
         gold_rows = load_gold(args.gold)
         if service is None:
-            service = build_service(args.mode)
+            service = build_service(args.mode, corpus_dir=args.corpus)
     except GoldError as exc:
         _log(f"error: {exc}")
         return 2

@@ -93,6 +93,44 @@ def test_must_include_normalises_arabic_and_case():
     assert ev.must_include_check("100,000 troops", ["100,000"]) == (True, [])
 
 
+def test_language_match_skips_a_quote_that_quotes_someone():
+    answer = "- The outlet reports: «وقال الوزير إن «الملء الثالث سيتم في موعده» أمام البرلمان» [1]"
+    assert ev.language_match(answer, "en") and not ev.language_match(answer, "ar")
+
+
+def test_must_include_unifies_digits_and_drops_thousands_separators():
+    for answer in ("nearly 1,900 workers", "nearly 1900 workers", "نحو ١٩٠٠ عامل", "نحو ١٬٩٠٠ عامل"):
+        assert ev.must_include_check(answer, ["1,900"]) == (True, []), answer
+        assert ev.must_include_check(answer, ["١٩٠٠"]) == (True, []), answer
+    assert ev.must_include_check("a 2.4 billion line", ["2.4"]) == (True, [])
+    assert ev.must_include_check("costs 1,25 and 19", ["125"])[0] is False  # a decimal comma is no separator
+
+
+def test_corpus_cache_is_keyed_by_content_and_never_the_service_index(tmp_path):
+    from app.config import Settings
+
+    (tmp_path / "a.txt").write_text("نص المقال الأول", encoding="utf-8")
+    first = ev.eval_index_dir(tmp_path)
+    assert first == ev.eval_index_dir(tmp_path)
+    assert first.resolve() != Settings().index_dir.resolve() and Settings().index_dir not in first.parents
+    (tmp_path / "a.txt").write_text("نص المقال الأول، معدلاً", encoding="utf-8")
+    assert ev.eval_index_dir(tmp_path) != first
+    (tmp_path / "notes.md").write_text("not an article", encoding="utf-8")
+    assert ev.corpus_fingerprint(tmp_path) == ev.eval_index_dir(tmp_path).name
+
+
+def test_table_puts_runs_side_by_side_with_their_mean(tmp_path, capsys):
+    for name, recall in (("one", 0.5), ("two", 1.0)):
+        (tmp_path / name).mkdir()
+        report = {"summary": {"overall": {"retrieval_recall_at_k": recall, "abstention_accuracy": None}}}
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
+    assert ev.main(["table", str(tmp_path / "one"), str(tmp_path / "two")]) == 0
+    table = capsys.readouterr().out
+    assert "| metric | one | two | mean |" in table
+    assert "| retrieval_recall_at_k | 0.500 | 1.000 | 0.750 |" in table
+    assert ev.main(["table", str(tmp_path / "missing")]) == 2
+
+
 def test_citation_verified():
     raw = "abcdefghijklmnopqrstuvwxyz"
     chunk = Span(A, 2, 12)
