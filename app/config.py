@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # The quotes of the answer to such a question are ranked with the same weight (ExtractiveAnswerer._across_sources).
     across_lexical_weight: float = Field(1.0, ge=0)
 
+    # A trained evidence model (`rag train`, app/answer/model.py) that picks the quotes and decides when to abstain
+    # in place of the hand-set thresholds below. Unset by default: measured across the two development corpora it
+    # does not yet beat them (docs/evaluation.md).
+    evidence_model: Path | None = None
+
     # Extractive answering. Thresholds are calibrated with `python -m app.eval` (see README).
     answer_max_sentences: int = Field(4, ge=1)  # the LLM's limit, and the extractive limit below is at most this
     extractive_max_sentences: int = Field(3, ge=1)  # quotes for a question asking what the articles (plural) say
@@ -117,6 +122,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     # Seconds an update waits for another update (the index/.lock file lock) before giving up with 503.
     lock_timeout: float = Field(300.0, gt=0)
+
+
+    @field_validator("evidence_model", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value in ("", "none", "None") else value
 
 
 @lru_cache

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
+from app.answer.features import question_features, sentence_features
+from app.answer.model import EvidenceModel, choose
 from app.answer.models import ABSTENTION, Answer, Citation
 from app.config import Settings
 from app.corpus import Article, Corpus
@@ -46,8 +50,12 @@ class ExtractiveAnswerer:
                  rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
                  names: NameChecker | None = None, sources: SourceNames | None = None,
                  same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0,
-                 across_lexical_weight: float | None = None, across_article_quotes: int | None = None):
+                 across_lexical_weight: float | None = None, across_article_quotes: int | None = None,
+                 model: EvidenceModel | None = None):
         self.index = index
+        # The trained evidence model (app/answer/model.py): when given, it picks the quotes and decides abstention,
+        # and the hand-set thresholds and margins here are not used.
+        self.model = model
         self.corpus = corpus
         self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty, sentence_query_weight)
         self.threshold = threshold
@@ -78,7 +86,8 @@ class ExtractiveAnswerer:
                    same_passage_bonus=settings.same_passage_bonus,
                    sentence_query_weight=settings.sentence_query_weight,
                    across_lexical_weight=settings.across_lexical_weight,
-                   across_article_quotes=settings.across_article_quotes)
+                   across_article_quotes=settings.across_article_quotes,
+                   model=EvidenceModel.load(settings.evidence_model) if settings.evidence_model else None)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
@@ -113,8 +122,32 @@ class ExtractiveAnswerer:
         own = [e for e in evidence if e.article_id in named]
         return own or evidence
 
+    def candidates(self, question: str, retrieval: Retrieval):
+        """The question's candidate sentences with their features (app/answer/features.py), None when it names
+        someone or something no article mentions."""
+        if self.names is not None and self.names.unknown_names(question):
+            return None
+        evidence = self._from_named_outlets(question, self.scorer.score(retrieval))
+        return sentence_features(self.index, question, retrieval, evidence)
+
+    def _select_with_model(self, question: str, retrieval: Retrieval) -> list[Evidence]:
+        candidates = self.candidates(question, retrieval)
+        if candidates is None or not candidates.evidence:
+            return []
+        probabilities = self.model.sentence.probability(candidates.features)
+        answerable = self.model.question.probability(
+            question_features(self.index, question, retrieval, candidates, probabilities))[0]
+        if answerable < self.model.selection.abstain_below:
+            return []
+        evidence = candidates.evidence
+        chosen = choose(probabilities, [e.article_id for e in evidence], [e.chunk_index for e in evidence],
+                        np.array([not e.heading for e in evidence]), self.model.selection)
+        return self._cited_together([evidence[i] for i in chosen], retrieval)
+
     def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""
+        if self.model is not None:
+            return self._select_with_model(question, retrieval)
         evidence = self.evidence(question, retrieval)
         if not evidence:
             return []
