@@ -1,4 +1,5 @@
-"""The corpus: articles read from a folder of .txt files plus their metadata, cleaned into body spans."""
+"""The corpus: articles read from a folder of .txt files plus their metadata (completed from what the text itself
+states), cleaned into body spans."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.errors import CorpusError
 from app.text.clean import body_blocks
+from app.text.metadata import read_meta
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,31 @@ def _first_line(raw: str, blocks: tuple[tuple[int, int], ...]) -> str:
     if not blocks:
         return ""
     start, end = blocks[0]
-    return raw[start:end].split("\n", 1)[0].strip().strip('"“”«»')[:200]
+    line = raw[start:end].split("\n", 1)[0].strip()
+    if line[:1] + line[-1:] in ('""', "“”", "«»") and len(line) > 2:  # a headline wholly in quotes
+        line = line[1:-1]
+    elif line.count('"') == 1:  # a stray quote mark; «الماء مقابل الطاقة».. opening a headline stays
+        line = line.replace('"', "")
+    return line.strip()[:200]
 
 
 def make_article(article_id: str, raw: str, meta: ArticleMeta | None = None) -> Article:
-    return Article(id=article_id, raw=raw, meta=meta or ArticleMeta(), blocks=tuple(body_blocks(raw)))
+    return Article(id=article_id, raw=raw, meta=with_text_meta(meta or ArticleMeta(), raw),
+                   blocks=tuple(body_blocks(raw)))
+
+
+def with_text_meta(meta: ArticleMeta, raw: str) -> ArticleMeta:
+    """`meta` with each field it leaves empty (source, original and its Latin name, date) filled from what the text
+    states (app.text.metadata); a field given in `meta` always wins."""
+    if meta.source and meta.original and meta.original_en and meta.date:
+        return meta
+    found = read_meta(raw)
+    update = {name: getattr(found, name) for name in ("source", "original", "date")
+              if not getattr(meta, name) and getattr(found, name)}
+    # A Latin name belongs with the Arabic one it was read beside, not with another given in the metadata.
+    if not meta.original_en and found.original_en and (update.get("original") or meta.original) == found.original:
+        update["original_en"] = found.original_en
+    return meta.model_copy(update=update) if update else meta
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from app.embeddings import Embedder, embedder_identity, query_view
 from app.errors import IndexUnavailable
 from app.hooks import checkpoint
 from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, tokenize
+from app.text.clean import CLEANER_VERSION
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import and logs every build step
@@ -154,6 +155,7 @@ def expected_manifest(settings: Settings, corpus: Corpus) -> dict:
         "embedder": embedder_identity(settings),
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap},
         "normalizer_version": NORMALIZER_VERSION,
+        "cleaner_version": CLEANER_VERSION,
         "corpus_fingerprint": corpus.fingerprint,
         # Last, so a changed corpus is the reason given when both changed. Only the ANN structures depend on it.
         "dense_index": settings.dense_index,
@@ -179,7 +181,7 @@ def _versions() -> dict:
 
 def compatible(stored: dict, settings: Settings) -> str | None:
     """Why a stored index's vectors and chunks cannot be reused under `settings` (None: they can, whatever the
-    corpus and the kind of dense index): format, embedder, chunking and normaliser must match."""
+    corpus and the kind of dense index): format, embedder, chunking, normaliser and cleaner must match."""
     expected = {k: v for k, v in expected_manifest(settings, Corpus({})).items()
                 if k not in ("corpus_fingerprint", "dense_index")}
     return mismatch_reason(stored, expected)

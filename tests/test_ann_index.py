@@ -79,7 +79,8 @@ def test_a_forced_kind_is_built_saved_loaded_and_searched(tmp_path, kind):
     assert ann.index_params(loaded.dense) == loaded.manifest["ann"]["chunks"] == ann.index_params(built.dense)
     assert ann.index_params(loaded.sentence_dense) == loaded.manifest["ann"]["sentences"]
     if kind == "ivf":
-        assert loaded.manifest["ann"]["sentences"]["nprobe"] == min(ann.IVF_NPROBE, ann.ivf_nlist(202))
+        nprobe = min(ann.IVF_NPROBE, ann.ivf_nlist(len(loaded.sentences)))
+        assert loaded.manifest["ann"]["sentences"]["nprobe"] == nprobe
     else:
         assert loaded.dense.hnsw.efSearch == ann.HNSW_EF_SEARCH
     # The exact vectors are kept beside the ANN structure, and each stored chunk finds itself.

@@ -100,8 +100,11 @@ class NameChecker:
                 skeletons.setdefault(skeleton, set()).add(words)
 
         for article in corpus.articles.values():
-            for start, end in article.blocks:
-                text = normalize(article.raw[start:end])
+            meta = article.meta
+            # The outlets an article names in its metadata (often read from a source line that is not body text).
+            named = [meta.source, meta.original, meta.source_en, meta.original_en]
+            for text in [article.raw[start:end] for start, end in article.blocks] + [n for n in named if n]:
+                text = normalize(text)
                 latin.update(re.findall(r"[a-z]+", text))
                 words = re.findall("[\u0621-\u064a]+", text)
                 plain = [arabic_skeleton(w) for w in words]
