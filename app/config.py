@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     sentence_weight: float = Field(0.5, ge=0)  # RRF weight of the ranking by each chunk's best sentence
     candidates: int = Field(30, ge=5)
-    # For a question across the sources, this many of the last top-k places go to the chunk holding each article's
-    # best sentence, when no chosen chunk holds it yet (0 = plain fused order).
+    # This many of the last top-k places go to the chunk holding each article's best sentence, when no chosen chunk
+    # holds it yet (0 = plain fused order).
     other_article_slots: int = Field(3, ge=0)
     # ...and each article's best sentence is judged by its closest clause too (pieces between commas, embedded at
     # build time): the answer is often one clause of a long sentence (HybridRetriever._best_per_article).

@@ -33,6 +33,7 @@ from app.retrieval import Hit, HybridRetriever
 from app.store import Change, Recovery, UpdateLock, commit_update, recover
 from app.text.arabic import detect_language
 from app.text.names import NameChecker, warm_up as warm_up_names
+from app.text.sources import SourceNames
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,8 @@ class RagService:
                                     candidates=self.settings.candidates, sentence_weight=self.settings.sentence_weight,
                                     names=names, other_article_slots=self.settings.other_article_slots,
                                     clause_scoring=self.settings.clause_scoring,
-                                    across_lexical_weight=self.settings.across_lexical_weight)
+                                    across_lexical_weight=self.settings.across_lexical_weight,
+                                    sources=SourceNames.from_corpus(corpus))
         answerer = answerer or self._answerer_for(index, corpus, names, current)
         return Snapshot(corpus, index, retriever, answerer, status, build, names)
 

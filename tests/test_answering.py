@@ -371,7 +371,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
     return retriever
 
 
-def test_question_across_sources_gives_its_last_slots_to_other_articles_best_sentences():
+def test_the_last_slots_go_to_other_articles_best_sentences():
     # Chunks 0-3 of article a lead the fusion; b's best sentence lies in chunk 5, not in its best fused chunk 4.
     chunks = [("a", 0, 10), ("a", 10, 20), ("a", 20, 30), ("a", 30, 40), ("b", 0, 10), ("b", 10, 20), ("c", 0, 10)]
     sentences = [("a", 0, 5, [0]), ("b", 12, 18, [5]), ("b", 0, 5, [4]), ("c", 0, 5, [6])]
@@ -422,7 +422,7 @@ def test_a_quote_in_two_retrieved_chunks_is_cited_through_the_one_holding_the_ot
     assert [e.chunk_index for e in chosen] == [1, 0]
 
 
-def test_only_questions_across_sources_spread_their_hits():
+def test_questions_across_sources_are_recognised_by_their_wording():
     from app.text.questions import asks_across_sources
 
     assert asks_across_sources("What do the articles say about the canal?")
