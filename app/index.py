@@ -8,7 +8,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
@@ -26,7 +26,6 @@ from app.corpus import Corpus
 from app.embed_cache import VectorShards, embed_passages, vectors_identity
 from app.embeddings import Embedder, embedder_identity, query_view
 from app.errors import IndexUnavailable
-from app.hooks import checkpoint
 from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, tokenize
 from app.text.clean import CLEANER_VERSION
 
@@ -55,9 +54,7 @@ class TermCoverage:
     @cached_property
     def _idf(self) -> np.ndarray:
         indptr = np.asarray(self.index.bm25.scores["indptr"])
-        df = np.diff(indptr)
-        n = max(len(self.index.chunks), 1)
-        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+        return _lucene_idf(np.diff(indptr), max(len(self.index.chunks), 1))
 
     def idf(self, term: str) -> float:
         token_id = self.index.vocabulary.get(term)
@@ -83,6 +80,54 @@ class TermCoverage:
     def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+
+
+def synonym_set_scores(bm25: bm25s.BM25, query: Sequence[Sequence[tuple[str, ...]]]) -> np.ndarray:
+    """Each chunk's BM25 score for a structured query (Pirkola): a sum over query words, each word a set of
+    alternatives that counts as one term, each alternative the terms a chunk must all hold (a translation of
+    several words). A chunk's score for a word is the word's IDF, from the number of chunks matching any
+    alternative, times the term-frequency part of its best-matching alternative.
+
+    Pirkola sums the alternatives' term frequencies; the index keeps each term's finished score (IDF times the
+    saturated term frequency) and not the chunk lengths that would undo the saturation, so the best alternative
+    stands for the sum: exact when a chunk holds one alternative, a little low when it holds several, and never
+    the double count of scoring the alternatives as separate terms. Reads only the query terms' columns."""
+    data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+    n = int(bm25.scores["num_docs"])
+    scores = np.zeros(n, dtype=np.float32)
+    vocabulary = bm25.vocab_dict
+
+    def column(term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks holding `term` and its term-frequency part there."""
+        token_id = vocabulary.get(term)
+        if token_id is None or token_id >= len(indptr) - 1:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        start, end = int(indptr[token_id]), int(indptr[token_id + 1])
+        return np.asarray(indices[start:end], dtype=np.int64), data[start:end] / _lucene_idf(end - start, n)
+
+    for alternatives in query:
+        matches = []
+        for terms in alternatives:
+            chunks, part = column(terms[0])
+            for term in terms[1:]:
+                other, other_part = column(term)
+                chunks, mine, theirs = np.intersect1d(chunks, other, assume_unique=True, return_indices=True)
+                part = np.minimum(part[mine], other_part[theirs])
+            matches.append((chunks, part))
+        chunks = np.concatenate([c for c, _ in matches]) if matches else np.zeros(0, dtype=np.int64)
+        if not len(chunks):
+            continue
+        part = np.concatenate([p for _, p in matches])
+        order = np.lexsort((-part, chunks))  # by chunk, best alternative first
+        chunks, part = chunks[order], part[order]
+        first = np.r_[True, chunks[1:] != chunks[:-1]]
+        scores[chunks[first]] += _lucene_idf(int(first.sum()), n) * part[first]
+    return scores
+
+
+def _lucene_idf(df: int | np.ndarray, n: int) -> float | np.ndarray:
+    """bm25s's IDF (its default method, "lucene")."""
+    return np.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 @dataclass
@@ -392,6 +437,17 @@ def _previous_texts(previous: Index, spans: Sequence[Sentence], corpus: Corpus) 
         if article is not None and shas.get(span.article_id) == article.sha256:
             out[j] = article.raw[span.start : span.end]
     return out
+
+
+# Set by tests only (tests/stage_hooks.py): called with each stage an update reaches (app.store.STAGES), to crash,
+# pause or trace it there.
+stage_hook: Callable[[str], None] | None = None
+
+
+def checkpoint(stage: str) -> None:
+    """An update reached `stage` (one of app.store.STAGES): a no-op unless a test set `stage_hook`."""
+    if stage_hook is not None:
+        stage_hook(stage)
 
 
 def new_build_name() -> str:

@@ -15,6 +15,7 @@ from app.corpus import Article, Corpus
 from app.index import Index
 from app.retrieval import Retrieval
 from app.text.arabic import detect_language
+from app.text.english import EnglishRenderer, iso_date_in_english
 from app.text.names import NameChecker
 from app.text.sources import SourceNames
 
@@ -26,20 +27,38 @@ INTRO = {
 }
 
 
-def source_line(article: Article, language: str) -> str:
-    """Who says it, in the answer's language: 'Hawar News Agency, citing Al-Monitor' / 'بحسب وكالة هاوار نقلاً عن المونيتور'."""
+def source_line(article: Article, language: str, english: EnglishRenderer | None = None) -> str:
+    """Who says it, in the answer's language: 'Hawar News Agency, citing Al-Monitor' / 'بحسب وكالة هاوار نقلاً عن
+    المونيتور'. In English an outlet known only by its Arabic name is written in Latin letters (`english`, or a
+    renderer without the corpus's vocabulary); an article whose outlet is unknown is named by its id."""
     meta = article.meta
     if language == "en":
-        if meta.source_en and meta.original_en:
-            return f"{meta.source_en}, citing {meta.original_en}"
-        if meta.original_en:
-            return f"{meta.original_en} (in Arabic translation)"
-        return meta.source_en or "One article"
+        english = english or EnglishRenderer()
+        source = meta.source_en or (english.outlet(meta.source) if meta.source else "")
+        original = meta.original_en or (english.outlet(meta.original) if meta.original else "")
+        if source and original:
+            return f"{source}, citing {original}"
+        if original:
+            return f"{original} (in Arabic translation)"
+        return source or f"Article {article.id}"
     if meta.source and meta.original:
         return f"بحسب {meta.source} نقلاً عن {meta.original}"
     if meta.original:
         return f"بحسب {meta.original}"
-    return f"بحسب {meta.source}" if meta.source else "بحسب أحد المقالات"
+    return f"بحسب {meta.source}" if meta.source else f"بحسب مقال «{article.title}»"
+
+
+def english_line(article: Article, quote: str, n: int, question: str, english: EnglishRenderer) -> str:
+    """A quote's line in an English answer: who (and when) in English, what the quote says that an English reader
+    can take in, then the quote itself: '- Al-Afaq Al-Arabi (Saturday 15 March 2025) reports: names: Bilsan;
+    figures: about 650 km — «...» [1]'."""
+    who = source_line(article, "en", english)
+    if article.meta.date:
+        who += f" ({iso_date_in_english(article.meta.date)})"
+    if ", citing " in who:
+        who += ","
+    digest = str(english.digest(quote, question))
+    return f"- {who} reports: {digest + ' — ' if digest else ''}«{quote}» [{n}]"
 
 
 class ExtractiveAnswerer:
@@ -51,7 +70,7 @@ class ExtractiveAnswerer:
                  names: NameChecker | None = None, sources: SourceNames | None = None,
                  same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0,
                  across_lexical_weight: float | None = None, across_article_quotes: int | None = None,
-                 model: EvidenceModel | None = None):
+                 model: EvidenceModel | None = None, english: EnglishRenderer | None = None):
         self.index = index
         # The trained evidence model (app/answer/model.py): when given, it picks the quotes and decides abstention,
         # and the hand-set thresholds and margins here are not used.
@@ -72,6 +91,14 @@ class ExtractiveAnswerer:
         self.across_article_quotes = across_article_quotes
         self.names = names
         self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
+        self._english = english
+
+    @property
+    def english(self) -> EnglishRenderer:
+        """Renders quotes for English answers; built from the corpus on the first English answer."""
+        if self._english is None:
+            self._english = EnglishRenderer.for_corpus(self.corpus)
+        return self._english
 
     @classmethod
     def from_settings(cls, index: Index, corpus: Corpus, settings: Settings,
@@ -264,6 +291,10 @@ class ExtractiveAnswerer:
                     supported=verbatim,
                 )
             )
-            lines.append(f"- {source_line(article, language)}: «{' '.join(quote.split())}» [{n}]")
+            shown = " ".join(quote.split())
+            if language == "en":
+                lines.append(english_line(article, shown, n, question, self.english))
+            else:
+                lines.append(f"- {source_line(article, language)}: «{shown}» [{n}]")
         return Answer(answer="\n".join(lines), language=language, abstained=False, citations=citations,
                       hits=retrieval.hits, mode="extractive")

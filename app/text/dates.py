@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import re
 
 from app.text.arabic import normalize
@@ -62,3 +63,51 @@ def date_words(text: str) -> int:
     count = sum(len(m[0].split()) for p in (_NAMED, _NAMED_EN, _YMD, _DMY) for m in p.finditer(plain))
     count += sum(1 for w in re.findall(r"\w+", plain) if w in WEEKDAYS)
     return count + len(TIME_RE.findall(plain))
+
+
+# Weekdays after normalize, Monday first (datetime's weekday()).
+WEEKDAY_NUMBERS = {normalize(name): number for number, names in enumerate((
+    ("الإثنين", "الاثنين"), ("الثلاثاء",), ("الأربعاء",), ("الخميس",), ("الجمعة",), ("السبت",), ("الأحد",)))
+    for name in names}
+_WEEKDAY = "|".join(sorted(WEEKDAY_NUMBERS, key=len, reverse=True))
+_MENTION = re.compile(  # (الخميس) 20 آذار/مارس (2025), آذار/مارس 2025, 2025/04/02
+    rf"{_EDGE_L}(?:(?:يوم\s+)?(?P<weekday>{_WEEKDAY})\s+)?(?P<day>\d{{1,2}})\s*(?P<month>{_MONTH})"
+    rf"(?:\s*[/-]\s*(?:{_MONTH}))?(?:\s*[،,]?\s*(?P<year>\d{{4}}))?{_EDGE_R}"
+    rf"|{_EDGE_L}(?P<month_only>{_MONTH})(?:\s*[/-]\s*(?:{_MONTH}))?\s*[،,]?\s*(?P<month_year>\d{{4}}){_EDGE_R}")
+
+
+@dataclass(frozen=True)
+class DateMention:
+    """A calendar date as a text writes it, perhaps without its year or day ("23 تموز", "آذار/مارس 2025")."""
+
+    month: int
+    day: int | None = None
+    year: int | None = None
+    weekday: int | None = None  # Monday = 0, when the text names the day of the week
+
+
+def date_mentions(text: str) -> list[DateMention]:
+    """Every date `text` writes with a month name (a day, a year or both beside it) or in digits, in order."""
+    plain = normalize(text)
+    found: list[tuple[int, DateMention]] = []
+    for match in _MENTION.finditer(plain):
+        month = match["month"] or match["month_only"]
+        number = _MONTH_OF[" ".join(month.split())]
+        day = int(match["day"]) if match["day"] else None
+        year = int(match["year"] or match["month_year"]) if (match["year"] or match["month_year"]) else None
+        if day is not None and not 1 <= day <= 31:
+            continue
+        weekday = WEEKDAY_NUMBERS[match["weekday"]] if match["weekday"] else None
+        found.append((match.start(), DateMention(number, day, year, weekday)))
+    for pattern in (_YMD, _DMY):
+        for match in pattern.finditer(plain):
+            try:
+                date = dt.date(int(match["year"]), int(match["month"]), int(match["day"]))
+            except ValueError:
+                continue
+            found.append((match.start(), DateMention(date.month, date.day, date.year)))
+    return [mention for _, mention in sorted(found, key=lambda f: f[0])]
+
+
+# Month names of one word, as tokens of normalised text hold them (so a figure beside one is a date's day or year).
+MONTH_NAMES = frozenset(name for name in _MONTH_OF if " " not in name)
