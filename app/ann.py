@@ -1,7 +1,7 @@
 """Dense (ANN) index for chunk (and sentence) vectors: exact search while it is fast enough, IVF above.
 
 Every vector is L2-normalised, so every index here ranks by inner product (= cosine). Sizes and parameters
-come from `python -m app.bench --scale 100k|1m` on this 2-core machine (bench/README.md has the tables):
+come from `python -m tools.bench --scale 100k|1m` on this 2-core machine (bench/README.md has the tables):
 
 - flat (exact) scans every vector: one query on one thread takes ~0.1 us a vector here (0.8 ms at 10k,
   1.9 ms at 20k, 4.8 ms at 50k, 11-13 ms at 100k, 196 ms at 1M). Up to FLAT_MAX_VECTORS (30k: ~3 ms) it is

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import Optional
 
 import typer
@@ -20,7 +19,8 @@ def _service(rebuild: bool = False, vectors_from: list[str] | None = None):
 
     from app.service import RagService
 
-    return RagService(get_settings(), rebuild=rebuild, progress=sys.stderr.isatty(),
+    # Progress on stderr: a bar on a terminal, else a line every few seconds (app/progress.py).
+    return RagService(get_settings(), rebuild=rebuild, progress=True,
                       vectors_from=[Path(p) for p in vectors_from or ()])
 
 

@@ -30,17 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from app.config import Settings
 from app.embeddings import Embedder, embedder_identity
 from app.errors import VectorsMismatch
+from app.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 CACHE_PREFIX = ".embed-cache-"  # the work folder of a build under index_dir, followed by the embedder's fingerprint
 META_FILE = "meta.json"
 SHARD_PATTERN = "shard-*.npz"
+PROGRESS_STEP = 32  # passages between two progress updates: seconds of embedding, where a shard can take minutes
 
 
 def text_key(text: str) -> str:
@@ -144,14 +145,15 @@ def embed_passages(texts: Sequence[str], embedder: Embedder, *, shard_size: int,
     if found:
         log.info("resuming: %d/%d passages already embedded", len(found), len(texts))
     todo = [row for row, key in enumerate(keys) if key not in found]
-    bar = tqdm(total=len(texts), initial=len(found), unit="passage", disable=not progress,
-               desc="embedding (resumed)" if found else "embedding")
+    bar = progress_bar(len(texts), "embedding (resumed)" if found else "embedding", enabled=progress,
+                       initial=len(found))
     for begin in range(0, len(todo), shard_size):
         shard = todo[begin : begin + shard_size]
-        vectors = embedder.embed_passages([texts[row] for row in shard])
-        out[shard] = vectors
+        for step in range(0, len(shard), PROGRESS_STEP):  # a vector depends on its text only, not on its batch
+            rows = shard[step : step + PROGRESS_STEP]
+            out[rows] = embedder.embed_passages([texts[row] for row in rows])
+            bar.update(len(rows))
         if work is not None:
-            work.write([keys[row] for row in shard], vectors)
-        bar.update(len(shard))
+            work.write([keys[row] for row in shard], out[shard])
     bar.close()
     return Embedded(out, len(found))

@@ -16,9 +16,9 @@ from collections import OrderedDict, deque
 from typing import Protocol, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from app.config import Settings
+from app.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 def _batched(texts: Sequence[str], size: int, encode, progress: bool, desc: str) -> np.ndarray:
     batches = [texts[i : i + size] for i in range(0, len(texts), size)]
-    bar = tqdm(total=len(texts), desc=desc, unit="passage", disable=not progress or len(texts) <= size)
+    bar = progress_bar(len(texts), desc, enabled=progress and len(texts) > size)
     parts = []
     for batch in batches:
         parts.append(encode(list(batch)))

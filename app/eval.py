@@ -542,7 +542,7 @@ def summarize(records: Sequence[dict]) -> dict:
 
 def run_baseline(service, gold_rows: Sequence[dict], k: int, records: Sequence[dict]) -> dict:
     """LangChain's recipe on the same chunks and embedder vs our retriever: retrieval metrics and latency."""
-    from app.baseline import LangChainBaseline
+    from tools.baseline import LangChainBaseline
 
     _log("building the langchain baseline (FAISS + BM25Retriever + EnsembleRetriever) ...")
     baseline = LangChainBaseline.build(service.index.chunks, service.embedder, k=k)

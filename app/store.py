@@ -37,9 +37,8 @@ from pathlib import Path
 
 from app.corpus import METADATA_FILE, read_metadata_json
 from app.errors import RagError
-from app.hooks import checkpoint
-from app.index import (Index, current_build_name, fsync_dir, new_build_name, remove_stale_builds, switch_pointer,
-                       write_build)
+from app.index import (Index, checkpoint, current_build_name, fsync_dir, new_build_name, remove_stale_builds,
+                       switch_pointer, write_build)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,22 @@ JOURNAL = "journal.json"
 DONE = "done.json"
 RECOVERY_LOG = "recovery.log"  # one JSON line per recovery, newest last
 RETIRED_PREFIX = ".txn-retired-"  # a finished update's txn/ on its way out
+
+# Every stage of an update, in order: where `checkpoint` is called (here and in app/index.py), so that the crash tests
+# can kill an update at each one.
+STAGES = (
+    "locked",  # the update lock is held, nothing written yet
+    "txn_files",  # the new articles' text is being staged under index/txn/ (one file written)
+    "journal_written",  # the journal (what the update will do) is on disk
+    "build_partial",  # the new index build is half written in its .tmp- folder
+    "build_staged",  # the new build is complete in its .tmp- folder
+    "build_renamed",  # the new build folder is in place, CURRENT still names the old one
+    "pointer_staged",  # the new CURRENT is written to a temp file, not yet renamed
+    "committed",  # CURRENT names the new build: the update is committed
+    "corpus_partial",  # the corpus folder is being updated (one file written)
+    "corpus_synced",  # the corpus folder holds the new state, the journal is still there
+    "done",  # the journal is retired; only stale builds remain to be removed
+)
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()

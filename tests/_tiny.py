@@ -62,8 +62,11 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def rag(settings: Settings, *args: str, **extra_env: str) -> subprocess.Popen:
-    """Start `rag ARGS` (python -m app.cli) as a real subprocess on `settings`' folders."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env_for(settings, **extra_env),
+    """Start `rag ARGS` (python -m app.cli) as a real subprocess on `settings`' folders; with RAG_TEST_* variables in
+    `extra_env`, through tests/stage_hooks.py, which crashes, pauses or traces the update where they say."""
+    hooked = any(name.startswith("RAG_TEST_") for name in extra_env)
+    command = [str(REPO / "tests" / "stage_hooks.py")] if hooked else ["-m", "app.cli"]
+    return subprocess.Popen([sys.executable, *command, *args], cwd=REPO, env=env_for(settings, **extra_env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -43,6 +43,17 @@ def _guarded(real):
     return connect
 
 
+# Modules of slow tests only whose collection alone takes seconds (schemathesis builds its cases while collecting):
+# with slow tests deselected (`make test-fast`) they are not collected at all.
+SLOW_TO_COLLECT = {"test_fuzz.py"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name in SLOW_TO_COLLECT and config.getoption("markexpr") == "not slow":
+        return True
+    return None
+
+
 @pytest.fixture(autouse=True, scope="session")
 def socket_guard():
     socket.socket.connect = _guarded(_real_connect)

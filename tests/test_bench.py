@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app import ann
-from app.bench import (
+from tools.bench import (
     SyntheticCorpus,
     VectorStructure,
     choose_config,

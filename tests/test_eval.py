@@ -252,7 +252,7 @@ def test_langchain_baseline_on_tiny_chunks():
     pytest.importorskip("rank_bm25")
     import numpy as np
 
-    from app.baseline import LangChainBaseline
+    from tools.baseline import LangChainBaseline
     from app.chunking import Chunk
 
     vocab = ["drones", "missiles", "caspian", "navy", "oil"]

@@ -21,6 +21,8 @@ from _tiny import API_KEY, tiny_settings, write_corpus  # noqa: E402
 from app.api import create_app  # noqa: E402
 from app.service import RagService  # noqa: E402
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests
+
 MAX_EXAMPLES = 30  # per operation
 
 _root = Path(tempfile.mkdtemp(prefix="rag-fuzz-"))

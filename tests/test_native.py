@@ -100,6 +100,7 @@ def test_a_failing_compile_reports_the_compilers_error_and_leaves_nothing_behind
     assert native.built_path() is None
 
 
+@pytest.mark.slow  # runs the C compiler
 @pytest.mark.skipif(not can_build, reason="no C compiler or no AVX2")
 def test_a_build_lands_once_under_its_source_hash_and_replaces_older_builds(nowhere_built):
     (nowhere_built / "a").mkdir()

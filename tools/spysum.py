@@ -1,6 +1,6 @@
 """Summarise py-spy raw (collapsed) output: inclusive share of samples per part of the query path, top leaf frames.
 
-    python bench/spysum.py PROFILE.txt
+    python -m tools.spysum PROFILE.txt
 """
 import collections
 import re

@@ -1,17 +1,17 @@
 """Performance benchmark: our pipeline vs LangChain's stock recipe, in process and over HTTP, and index scale.
 
-    python -m app.bench [--quick] [--out FILE]        # default run (a few minutes; --quick ~2 min)
-    python -m app.bench --scale 100k|1m [--out FILE]  # synthetic corpus: ANN kinds and BM25 at 10^5 / 10^6 chunks
+    python -m tools.bench [--quick] [--out FILE]        # default run (a few minutes; --quick ~2 min)
+    python -m tools.bench --scale 100k|1m [--out FILE]  # synthetic corpus: ANN kinds and BM25 at 10^5 / 10^6 chunks
 
 The default run builds an index of RAG_CORPUS_DIR (seeds/) into a temporary RAG_INDEX_DIR (the repo's index/ is
 never touched) and measures: index build time, cold start to ready (a fresh `python -c` building RagService, and
 `rag serve` until /health answers), embedding throughput, query latency of /search and /ask (extractive) in
 process and over HTTP at concurrency 1, 8 and 32 against a live `rag serve` on a free port, the share of a query
-spent embedding the question, peak RSS, and the same queries through app.baseline.LangChainBaseline. Every
+spent embedding the question, peak RSS, and the same queries through tools.baseline.LangChainBaseline. Every
 figure is the median over repeated rounds (the machine is noisy). The queries are QUERIES below, written for
 the benchmark (not the dev set).
 
-OpenMP settings are inherited by every subprocess: run `OMP_WAIT_POLICY=PASSIVE python -m app.bench` to measure
+OpenMP settings are inherited by every subprocess: run `OMP_WAIT_POLICY=PASSIVE python -m tools.bench` to measure
 the service with them (see bench/README.md for why it matters on 2 cores).
 """
 
@@ -579,7 +579,7 @@ def bench_in_process(service, baseline, rounds: int, passes: int, k: int = 5, sh
 
 def bench_baseline_build(service, k: int = 5, embedder=None):
     try:
-        from app.baseline import LangChainBaseline
+        from tools.baseline import LangChainBaseline
 
         embedder = TimedEmbedder(embedder or service.embedder)
         baseline = LangChainBaseline.build(service.index.chunks, embedder, k=k)
@@ -1247,7 +1247,7 @@ def render_scale(report: dict) -> str:
 # ------------------------------------------------------------------------------------------------------- main
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter HTTP cells (~4-6 min)")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON report (default {DEFAULT_OUT.relative_to(PROJECT_ROOT)}"
                                                               " or bench/results/scale-<N>.json); a .md table beside it")
@@ -1258,7 +1258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also write pyinstrument profiles of search/ask")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP part")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary index and server logs (e.g. for bench/profile_http.py)")
+                        help="keep the temporary index and server logs (e.g. for tools/profile_http.py)")
     args = parser.parse_args(argv)
 
     if args.scale:

@@ -1,7 +1,7 @@
 """Soak test: a real server on 127.0.0.1 under mixed load — POST /search, POST /ask and POST /articles adds — from
 an async httpx client at a fixed concurrency for a fixed time; then every added article must be retrievable.
 
-    python -m app.soak [--duration 60] [--concurrency 16] [--add-share 0.1] [--ask-share 0.45] [--out report.json]
+    python -m tools.soak [--duration 60] [--concurrency 16] [--add-share 0.1] [--ask-share 0.45] [--out report.json]
 
 It works on copies (a temp corpus folder made from RAG_CORPUS_DIR, a temp index seeded from RAG_INDEX_DIR's live
 build when there is one), never on the real folders, starts `rag serve` with a random RAG_API_KEY, and stops it
@@ -212,7 +212,7 @@ def wait_ready(base: str, process: subprocess.Popen, timeout: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     parser.add_argument("--add-share", type=float, default=0.1, help="share of POST /articles (default 0.1)")
@@ -273,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     _print(report)
     if args.out:
-        Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     ok = not stats.errors and not missing and report["articles"]["after"] == report["articles"]["before"] + len(
         stats.added)
     if ok:
