@@ -33,10 +33,12 @@ run: $(STAMP)
 	$(BIN)/rag serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # The tests not marked slow (no browser, crash, fuzz or subprocess tests): under a minute.
 test-fast: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 
 # Both development corpora, each indexed into a cache keyed by its content, then their figures side by side.

@@ -27,6 +27,10 @@ KINDS = ("flat", "hnsw", "ivf")
 
 FLAT_MAX_VECTORS = 30_000
 
+# The kind a build makes: "auto" chooses by size (choose_index_kind); set a kind here to force it (the tests do).
+# It is recorded in the index manifest, and a changed kind rebuilds the ANN structures from the stored vectors.
+DENSE_INDEX = "auto"
+
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 256
@@ -44,7 +48,7 @@ def choose_index_kind(n_vectors: int) -> str:
 
 
 def resolve_kind(setting: str, n_vectors: int) -> str:
-    """The kind to build for `n_vectors` under the RAG_DENSE_INDEX setting: "auto" chooses by size, a kind is kept."""
+    """The kind to build for `n_vectors` under `setting` (DENSE_INDEX): "auto" chooses by size, a kind is kept."""
     if setting == "auto":
         return choose_index_kind(n_vectors)
     if setting not in KINDS:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Optional
 
 import typer
 
@@ -38,7 +37,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log what 
 @app.command()
 def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if the stored index matches"),
-    vectors_from: Optional[list[str]] = typer.Option(
+    vectors_from: list[str] | None = typer.Option(
         None, "--vectors-from", help="folder of vector shards made elsewhere by the same embedder (app/embed_cache.py)"),
 ) -> None:
     """Build the index under index/ (or reuse it when config and corpus are unchanged).
@@ -84,11 +83,11 @@ def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one 
 @app.command()
 def add(
     paths: list[str] = typer.Argument(..., help="files (.txt, .md, .html) or folders (searched recursively)"),
-    title: Optional[str] = typer.Option(None, "--title", help="article title (one file only)"),
-    source: Optional[str] = typer.Option(None, "--source", help="the outlet that published it (one file only)"),
-    url: Optional[str] = typer.Option(None, "--url", help="URL of the original (one file only)"),
-    date: Optional[str] = typer.Option(None, "--date", help="publication date YYYY-MM-DD (one file only)"),
-    language: Optional[str] = typer.Option(None, "--language", help="language code, e.g. ar (default: detected)"),
+    title: str | None = typer.Option(None, "--title", help="article title (one file only)"),
+    source: str | None = typer.Option(None, "--source", help="the outlet that published it (one file only)"),
+    url: str | None = typer.Option(None, "--url", help="URL of the original (one file only)"),
+    date: str | None = typer.Option(None, "--date", help="publication date YYYY-MM-DD (one file only)"),
+    language: str | None = typer.Option(None, "--language", help="language code, e.g. ar (default: detected)"),
 ) -> None:
     """Add articles to the corpus and the index in one crash-safe update (only new passages are embedded).
 
@@ -156,8 +155,8 @@ def list_() -> None:
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="the question, Arabic or English"),
-    lang: Optional[str] = typer.Option(None, "--lang", help="answer language: ar or en (default: the question's)"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
+    lang: str | None = typer.Option(None, "--lang", help="answer language: ar or en (default: the question's)"),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, max=50),
     as_json: bool = typer.Option(False, "--json", help="print the full response as JSON"),
 ) -> None:
     """Answer a question with numbered sources."""
@@ -184,7 +183,7 @@ def ask(
 @app.command()
 def search(
     query: str = typer.Argument(...),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, max=50),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show the ranked chunks for a query."""
@@ -206,8 +205,8 @@ def search(
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
-    port: Optional[int] = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
+    host: str | None = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
+    port: int | None = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
 ) -> None:
     """Serve the REST API (and the page at /) with uvicorn."""
     import uvicorn
@@ -222,9 +221,9 @@ def serve(
 def eval_(
     gold: str = typer.Argument(..., help="gold questions, one JSON object a line (format: eval/README.md)"),
     mode: str = typer.Option("extractive", "--mode", help="extractive or llm (the model in RAG_LLM_MODEL)"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50),
-    out: Optional[str] = typer.Option(None, "--out", help="report folder (default eval/runs/<timestamp>)"),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="langchain: also compare LangChain's retriever"),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, max=50),
+    out: str | None = typer.Option(None, "--out", help="report folder (default eval/runs/<timestamp>)"),
+    baseline: str | None = typer.Option(None, "--baseline", help="langchain: also compare LangChain's retriever"),
 ) -> None:
     """Score a gold question set (same as python -m app.eval); summary JSON on the last stdout line."""
     from app.eval import main as eval_main

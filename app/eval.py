@@ -26,12 +26,12 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from app.text.arabic import normalize
 
@@ -422,8 +422,10 @@ def eval_index_dir(corpus_dir: Path) -> Path:
 def build_service(mode: str, settings=None, corpus_dir: Path | None = None, **overrides):
     """The service to evaluate; `overrides` replace settings (e.g. `evidence_model=None`)."""
     from app.config import Settings
+    from app.embeddings import make_embedder
     from app.service import RagService
 
+    embedder = None
     if settings is None:
         settings = Settings().model_copy(update=overrides)
         if corpus_dir is not None:
@@ -437,15 +439,15 @@ def build_service(mode: str, settings=None, corpus_dir: Path | None = None, **ov
             raise GoldError("--mode llm needs a model: set RAG_LLM_MODEL (e.g. RAG_LLM_MODEL=ollama/qwen2.5)")
         # Every question pays its own embedding: the baseline comparison re-runs each query, and cached vectors
         # would time both systems without the step that costs most.
-        settings = settings.model_copy(update={"query_cache_size": 0})
-    return RagService(settings, progress=sys.stderr.isatty())
+        embedder = make_embedder(settings, query_cache_size=0)
+    return RagService(settings, embedder=embedder, progress=sys.stderr.isatty())
 
 
 def _top_evidence(service, question: str, retrieval) -> dict:
     """The extractive answerer's best evidence score (after its answer-type filter), when it has a scorer."""
     answerer = service.answerer
     scorer = getattr(answerer, "scorer", None)
-    if scorer is None or retrieval is None:
+    if scorer is None:
         return {"top_evidence_score": None, "top_evidence_score_any": None}
     from app.answer.evidence import answer_type, has_answer_type
 
@@ -460,68 +462,47 @@ def _top_evidence(service, question: str, retrieval) -> dict:
 
 
 def run_questions(service, gold_rows: Sequence[dict], k: int) -> list[dict]:
-    """Ask every question through RagService.ask; returns per-question records (gold, output, metrics)."""
-    from app.errors import RagError
-
+    """Ask every question through RagService.ask_with_retrieval; returns per-question records (gold, output,
+    metrics). Evidence scores are read from the retrieval the service returns with each answer."""
     raws = {article_id: article.raw for article_id, article in service.corpus.articles.items()}
     chunk_spans = {c.chunk_id: Span(c.article_id, c.start, c.end) for c in service.index.chunks}
-
-    captured: dict[str, Any] = {}
-    original_search = service.retriever.search
-    asking = threading.current_thread()
-
-    def capturing_search(query: str, top_k: int):
-        retrieval = original_search(query, top_k)
-        # Only this loop's own questions: the service's start-up warm-up searches from another thread, and its
-        # retrieval once stood in for the first question's (an evidence score of 1.05 in a report).
-        if threading.current_thread() is asking:
-            captured["retrieval"] = retrieval
-        return retrieval
-
-    service.retriever.search = capturing_search  # to read the evidence scores of this very retrieval
     records: list[dict] = []
-    try:
-        for i, gold in enumerate(gold_rows, 1):
-            captured.clear()
-            gold_spans, missing = locate_quotes(gold["gold_quotes"], raws)
-            for quote in missing:
-                _log(f"warning: {gold['id']}: gold quote not found in {quote['article']}: {quote['quote'][:60]!r}")
-            error = None
-            started = time.perf_counter()
-            try:
-                answer = service.ask(gold["question"], None, k).model_dump()
-            except RagError as exc:  # e.g. the LLM provider failed: score an empty, non-abstaining answer
-                error = exc.message
-                retrieval = captured.get("retrieval")  # the answerer failed after retrieving: score those hits
-                hits = retrieval.hits if retrieval is not None else service.search(gold["question"], k).hits
-                answer = {"answer": "", "language": gold["lang"], "abstained": False, "citations": [],
-                          "hits": [h.model_dump() for h in hits], "mode": service.answerer.mode, "timings_ms": {}}
-            seconds = time.perf_counter() - started
-            metrics = score_question(gold, answer, gold_spans, len(gold["gold_quotes"]), chunk_spans, raws, k)
-            metrics["seconds"] = round(seconds, 4)
-            evidence = _top_evidence(service, gold["question"], captured.get("retrieval"))
-            records.append({
-                "id": gold["id"],
-                "gold": gold,
-                "gold_spans": [{"article": s.article_id, "start": s.start, "end": s.end} for s in gold_spans],
-                "gold_quotes_missing": missing,
-                "answer": answer["answer"],
-                "language": answer["language"],
-                "abstained": answer["abstained"],
-                "mode": answer["mode"],
-                "error": error,
-                "citations": answer["citations"],
-                "hits": [_slim_hit(h) for h in answer["hits"][:k]],
-                "timings_ms": answer.get("timings_ms", {}),
-                **evidence,
-                "metrics": metrics,
-                "failures": metrics.pop("failures"),
-            })
-            status = "ok" if not records[-1]["failures"] else "FAIL: " + "; ".join(records[-1]["failures"])
-            _log(f"[{i}/{len(gold_rows)}] {gold['id']} ({gold['lang']}, {gold['type']}) "
-                 f"{seconds * 1000:.0f} ms {status}")
-    finally:
-        service.retriever.search = original_search
+    for i, gold in enumerate(gold_rows, 1):
+        gold_spans, missing = locate_quotes(gold["gold_quotes"], raws)
+        for quote in missing:
+            _log(f"warning: {gold['id']}: gold quote not found in {quote['article']}: {quote['quote'][:60]!r}")
+        started = time.perf_counter()
+        result = service.ask_with_retrieval(gold["question"], None, k)
+        seconds = time.perf_counter() - started
+        error = result.error.message if result.error is not None else None
+        if result.answer is not None:
+            answer = result.answer.model_dump()
+        else:  # e.g. the LLM provider failed after retrieving: score an empty, non-abstaining answer on those hits
+            answer = {"answer": "", "language": gold["lang"], "abstained": False, "citations": [],
+                      "hits": [h.model_dump() for h in result.retrieval.hits], "mode": service.answerer.mode,
+                      "timings_ms": {}}
+        metrics = score_question(gold, answer, gold_spans, len(gold["gold_quotes"]), chunk_spans, raws, k)
+        metrics["seconds"] = round(seconds, 4)
+        records.append({
+            "id": gold["id"],
+            "gold": gold,
+            "gold_spans": [{"article": s.article_id, "start": s.start, "end": s.end} for s in gold_spans],
+            "gold_quotes_missing": missing,
+            "answer": answer["answer"],
+            "language": answer["language"],
+            "abstained": answer["abstained"],
+            "mode": answer["mode"],
+            "error": error,
+            "citations": answer["citations"],
+            "hits": [_slim_hit(h) for h in answer["hits"][:k]],
+            "timings_ms": answer.get("timings_ms", {}),
+            **_top_evidence(service, gold["question"], result.retrieval),
+            "metrics": metrics,
+            "failures": metrics.pop("failures"),
+        })
+        status = "ok" if not records[-1]["failures"] else "FAIL: " + "; ".join(records[-1]["failures"])
+        _log(f"[{i}/{len(gold_rows)}] {gold['id']} ({gold['lang']}, {gold['type']}) "
+             f"{seconds * 1000:.0f} ms {status}")
     return records
 
 
@@ -807,26 +788,26 @@ def main(argv: Sequence[str] | None = None, *, service=None) -> int:
 
     baseline = run_baseline(service, gold_rows, k, records) if args.baseline == "langchain" else None
 
+    from dataclasses import asdict, is_dataclass
+
+    from app.answer.llm import MAX_SENTENCES, SUPPORT_THRESHOLD
+
     s = service.settings
+    # The rules the answers were chosen by (an LLM answerer's are its selector's); flat, as report.md reads them.
+    rules = getattr(getattr(service.answerer, "selector", service.answerer), "rules", None)
+    answer_rules = asdict(rules) if is_dataclass(rules) else {}
     report = {
         "gold_file": str(args.gold),
         "gold_sha256": hashlib.sha256(Path(args.gold).read_bytes()).hexdigest(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD") or None,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "config": {"mode": args.mode, "top_k": k, "llm_model": s.llm_model,
                    "llm_strategy": getattr(service.answerer, "strategy", None), "embedder": service.embedder.name,
-                   "abstain_threshold": s.abstain_threshold, "sentence_margin": s.sentence_margin,
-                   "lexical_weight": s.lexical_weight, "support_threshold": s.support_threshold,
-                   "answer_max_sentences": s.answer_max_sentences,
-                   "extractive_max_sentences": s.extractive_max_sentences,
-                   "single_fact_sentences": s.single_fact_sentences, "answer_type_margin": s.answer_type_margin,
-                   "other_passage_margin": s.other_passage_margin,
-                   "sentence_query_weight": s.sentence_query_weight,
-                   "other_article_max_rank": s.other_article_max_rank, "other_article_slots": s.other_article_slots,
-                   "across_lexical_weight": s.across_lexical_weight,
-                   "chunk_size": s.chunk_size,
-                   "chunk_overlap": s.chunk_overlap, "rrf_k": s.rrf_k, "candidates": s.candidates,
+                   "evidence_model": str(s.evidence_model) if s.evidence_model else None,
+                   "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
+                   **asdict(service.retriever.rules), **answer_rules,
+                   "answer_max_sentences": MAX_SENTENCES, "support_threshold": SUPPORT_THRESHOLD,
                    "index_built_at": service.index.manifest.get("built_at"),
                    "index_counts": service.index.manifest.get("counts")},
         "summary": summary,

@@ -10,8 +10,8 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -203,7 +203,7 @@ def expected_manifest(settings: Settings, corpus: Corpus) -> dict:
         "cleaner_version": CLEANER_VERSION,
         "corpus_fingerprint": corpus.fingerprint,
         # Last, so a changed corpus is the reason given when both changed. Only the ANN structures depend on it.
-        "dense_index": settings.dense_index,
+        "dense_index": ann.DENSE_INDEX,
     }
 
 
@@ -241,7 +241,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     vector, from this embedder) are used too: an update embeds its new articles before it takes the lock. Text
     still to embed is embedded in shards checkpointed to `work` (resumable, see app/embed_cache.py), taking what
     `work` and `vector_sources` already hold. BM25 and the ANN structures (app.ann, kind from
-    settings.dense_index) are rebuilt from the vectors. The result is the same index a full build gives."""
+    ann.DENSE_INDEX) are rebuilt from the vectors. The result is the same index a full build gives."""
     started = time.perf_counter()
     if previous is not None and (compatible(previous.manifest, settings)
                                  or previous.manifest.get("dim") != embedder.dim):
@@ -362,17 +362,16 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     unique = list(dict.fromkeys(text for _, _, text in todo))  # each distinct text embedded once
     resumed = 0
     if unique:
-        embedded = embed_passages(unique, embedder, shard_size=settings.embed_shard_size, work=work,
-                                  sources=vector_sources, progress=progress)
+        embedded = embed_passages(unique, embedder, work=work, sources=vector_sources, progress=progress)
         resumed = embedded.resumed
         row_of = {text: k for k, text in enumerate(unique)}
         for target, row, text in todo:
             target[row] = embedded.vectors[row_of[text]]
 
     # An update keeps the previous build's IVF centroids while the corpus size keeps their number (app.ann).
-    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(settings.dense_index, len(chunks)),
+    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(ann.DENSE_INDEX, len(chunks)),
                                  trained=previous.dense if previous is not None else None)
-    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(settings.dense_index, len(sentences)),
+    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(ann.DENSE_INDEX, len(sentences)),
                                           trained=previous.sentence_dense if previous is not None else None)
 
     bm25 = bm25s.BM25()
@@ -394,7 +393,7 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
             "reused_vectors": sum(map(len, (chunk_vectors, sentence_vectors, sentence_query_vectors, clause_vectors)))
             - rows_to_embed,
         },
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 2),
         "versions": _versions(),
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Protocol, TextIO
+from collections.abc import Callable
+from typing import Protocol, TextIO
 
 from tqdm import tqdm
 

@@ -15,8 +15,8 @@ from app.embeddings import Embedder
 from app.index import Index, TermCoverage, synonym_set_scores
 from app.text.arabic import tokenize
 from app.text.names import NameChecker
-from app.text.sources import SourceNames
 from app.text.questions import source_terms
+from app.text.sources import SourceNames
 from app.text.translate import TRANSLATION_WEIGHT, QueryTranslator, TranslatedWord
 
 
@@ -51,31 +51,44 @@ class Retrieval:
     translations: list[TranslatedWord] = field(default_factory=list)
 
 
+# Weight of the question's term coverage when each article's sentences compete for the last slots; the answer to a
+# question across the sources ranks its quotes with the same weight (AnswerRules.across_lexical_weight).
+ACROSS_LEXICAL_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class RetrievalRules:
+    """How the rankings are fused and which chunks fill the top k: chosen by hand on the seed dev set, the slots also
+    measured on the second development corpus (docs/experiments.md, docs/evaluation.md); each report lists them."""
+
+    rrf_k: int = 60  # reciprocal rank fusion's constant (its usual value)
+    candidates: int = 30  # depth of each ranking before fusion
+    sentence_weight: float = 0.5  # fusion weight of the ranking of chunks by their best sentence
+    translation_weight: float = TRANSLATION_WEIGHT  # ...and of the question's dictionary translation
+    # The last places of the top k go to the chunk holding each article's best sentence when no chosen chunk holds
+    # it yet (0 = plain fused order; _spread_over_articles)...
+    other_article_slots: int = 3
+    # ...each article's best sentence judged by its closest clause too (pieces between commas, _best_per_article)...
+    clause_scoring: bool = True
+    # ...and by similarity + this x BM25's share x its coverage of the question's terms.
+    across_lexical_weight: float = ACROSS_LEXICAL_WEIGHT
+
+
 class HybridRetriever:
-    def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 30,
-                 sentence_weight: float = 0.5, names: NameChecker | None = None, other_article_slots: int = 0,
-                 clause_scoring: bool = True, across_lexical_weight: float = 1.0, sources: SourceNames | None = None,
-                 translator: QueryTranslator | None = None, translation_weight: float = TRANSLATION_WEIGHT):
+    def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, *, rules: RetrievalRules = RetrievalRules(),
+                 names: NameChecker | None = None, sources: SourceNames | None = None,
+                 translator: QueryTranslator | None = None):
         self.index = index
+        self.rules = rules
         # A question in another language than the articles is also searched by its words' dictionary translations,
         # a ranking of its own in the fusion.
         self.translator = translator
-        self.translation_weight = translation_weight
         # Outlets a question names ("according to the Meridian Post"): their articles' chunks go first.
         self.sources = sources
-        # Of term coverage in the score that picks each article's sentence for those slots (see _best_per_article).
-        self.across_lexical_weight = across_lexical_weight
-        # Whether an article's best sentence, for a question across the sources, is judged by its best clause too.
-        self.clause_scoring = clause_scoring
-        # For a question across the sources, the last slots of the top k go to articles not yet among the hits.
-        self.other_article_slots = other_article_slots
         self.terms = index.terms  # shared with the evidence scorer: one sentence-term cache per index
         self.names = names
-        self.sentence_weight = sentence_weight
         self.corpus = corpus
         self.embedder = embedder
-        self.rrf_k = rrf_k
-        self.candidates = candidates
 
     @cached_property
     def article_languages(self) -> set[str]:
@@ -90,7 +103,7 @@ class HybridRetriever:
         timings["embed_ms"] = (t1 - t0) * 1000
 
         n_chunks = len(self.index.chunks)
-        depth = min(self.candidates, n_chunks)
+        depth = min(self.rules.candidates, n_chunks)
         dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
         dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
         nearest_sentences = self._nearest_sentences(query_vector, depth)
@@ -115,7 +128,7 @@ class HybridRetriever:
 
         translations: list[TranslatedWord] = []
         translated: list[tuple[int, float]] = []
-        if self.translator is not None and self.translation_weight > 0:
+        if self.translator is not None and self.rules.translation_weight > 0:
             translations = self.translator.translate(query, self.index.vocabulary, self.article_languages)
         if translations:
             scores = synonym_set_scores(self.index.bm25, [word.alternatives for word in translations])
@@ -137,7 +150,7 @@ class HybridRetriever:
         # Every question, not only those worded as asking what several sources say: a word list fitted on one
         # corpus's questions gated this before, and spreading every question's last slots measured as well on it and
         # better on a second corpus (docs/evaluation.md).
-        if self.other_article_slots:
+        if self.rules.other_article_slots:
             fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, query_vector)
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
@@ -168,7 +181,7 @@ class HybridRetriever:
         Five chunks rarely cover three articles, and an article's best chunk as a whole often misses its one
         sentence on the subject, so the sentence picks the chunk — for the articles already among the best fused
         chunks too, since those may hold a passage that matches the question as a whole rather than that one."""
-        kept = fused[: max(k - self.other_article_slots, 1)]
+        kept = fused[: max(k - self.rules.other_article_slots, 1)]
         entries = dict(fused)
         chosen = [i for i, _ in kept]
         for _, sentence_id in sorted(self._best_per_article(nearest, terms, bm25_weight, query_vector), reverse=True):
@@ -202,13 +215,13 @@ class HybridRetriever:
         Only here: in the chunk ranking by best sentence or in the evidence score, the same max made the dev set's
         recall@5 or strict citation precision worse, and clauses as the units everywhere worse still."""
         weights = self.terms.weights([t for t in terms if t not in source_terms()])
-        if self.clause_scoring and query_vector is not None and nearest:
+        if self.rules.clause_scoring and query_vector is not None and nearest:
             clause = self.index.clause_similarity([i for i, _ in nearest], query_vector)
             nearest = [(i, max(similarity, float(c))) for (i, similarity), c in zip(nearest, clause)]
         best: dict[str, tuple[float, int]] = {}  # article -> (sentence score, sentence id)
         for sentence_id, similarity in nearest:
             article_id = self.index.sentences[sentence_id].article_id
-            score = similarity + self.across_lexical_weight * bm25_weight * TermCoverage.coverage(
+            score = similarity + self.rules.across_lexical_weight * bm25_weight * TermCoverage.coverage(
                 weights, self._terms_of(sentence_id))
             if score > best.get(article_id, (-np.inf, -1))[0]:
                 best[article_id] = (score, sentence_id)
@@ -224,22 +237,23 @@ class HybridRetriever:
               translated: Sequence[tuple[int, float]] = ()) -> list[tuple[int, dict]]:
         """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
         fused: dict[int, dict] = {}
+        rrf_k = self.rules.rrf_k
         for rank, (i, score) in enumerate(dense, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(dense_rank=rank, dense_score=score)
-            entry["score"] += 1.0 / (self.rrf_k + rank)
+            entry["score"] += 1.0 / (rrf_k + rank)
         for rank, (i, score) in enumerate(sentence, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(sentence_rank=rank, sentence_score=score)
-            entry["score"] += self.sentence_weight / (self.rrf_k + rank)
+            entry["score"] += self.rules.sentence_weight / (rrf_k + rank)
         for rank, (i, score) in enumerate(lexical, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(bm25_rank=rank, bm25_score=score)
-            entry["score"] += bm25_weight / (self.rrf_k + rank)
+            entry["score"] += bm25_weight / (rrf_k + rank)
         for rank, (i, score) in enumerate(translated, 1):
             entry = fused.setdefault(i, {"score": 0.0})
             entry.update(translation_rank=rank, translation_score=score)
-            entry["score"] += self.translation_weight / (self.rrf_k + rank)
+            entry["score"] += self.rules.translation_weight / (rrf_k + rank)
 
         ranked: list[tuple[int, dict]] = []
         kept_spans: list[tuple[str, int, int]] = []

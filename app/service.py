@@ -10,36 +10,36 @@ crash-safe by its journal.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from app.answer.base import Answerer, is_generative
 from app.answer.extractive import ExtractiveAnswerer
+from app.answer.guard import guard_markers
 from app.answer.llm import LLMAnswerer
 from app.answer.models import Answer
+from app.answer.question import check_text, history_pairs
 from app.config import Settings
 from app.corpus import Article, Corpus, load_corpus, make_article, metadata_entry
 from app.embeddings import Embedder, make_embedder
 from app.errors import CorpusError, RagError
 from app.index import Index, build_index, current_build_name, load_or_build, passage_texts
-from app.ingest import NewArticle
-from app.retrieval import Hit, HybridRetriever
+from app.ingest import NewArticle, prepare
+from app.retrieval import Hit, HybridRetriever, Retrieval
 from app.store import Change, Recovery, UpdateLock, commit_update, recover
 from app.text.arabic import detect_language
-from app.text.names import NameChecker, warm_up as warm_up_names
-from app.text.translate import installed_translator
+from app.text.names import CorpusNames, NameChecker
+from app.text.names import warm_up as warm_up_names
 from app.text.sources import SourceNames
+from app.text.translate import installed_translator
 
 log = logging.getLogger(__name__)
-
-_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
-_QUOTE = re.compile(r"«[^«»]*»")
 
 
 class SearchResult(BaseModel):
@@ -55,46 +55,67 @@ class Snapshot:
     corpus: Corpus
     index: Index
     retriever: HybridRetriever
-    answerer: Any
+    answerer: Answerer
     status: str  # how the index came to be: "loaded", "built (...)", "updated (...)"
     build: str | None  # the build folder CURRENT named when this snapshot was made
     names: NameChecker | None = None  # the names this corpus mentions (retriever and answerer share it)
 
 
 @dataclass(frozen=True)
-class ArticleOutcome:
-    """What happened to one document of an add: "added", "duplicate" (already in the corpus: nothing changed)."""
+class AskResult:
+    """A question's answer and the retrieval it was written from (the evaluation scores that retrieval's evidence).
+    When the answerer fails after retrieving (the model provider, say), `answer` is None and `error` says why."""
 
-    status: str
-    id: str
+    retrieval: Retrieval
+    answer: Answer | None = None
+    error: RagError | None = None
+
+
+class ArticleChange(BaseModel):
+    """What an update did to one article: "added", "duplicate" (its text is already in the corpus: nothing changed)
+    or "removed", and the index the update left live. POST and DELETE /articles answer with it."""
+
+    status: Literal["added", "duplicate", "removed"]
+    id: str = Field(description="the article's id (for a duplicate: the article already holding this text)")
     title: str
-    chars: int
-    origin: str
+    chars: int = Field(description="characters of stored text")
     message: str
     duplicate_of: str | None = None
+    build: str | None = Field(None, description="the index build now live (null when nothing changed)")
+    counts: dict | None = Field(None, description="articles, chunks and sentences now indexed")
+    seconds: float
+    origin: str = Field("request", exclude=True)  # where the text came from: a file (the CLI) or the request
 
 
 @dataclass
 class UpdateResult:
-    outcomes: list[ArticleOutcome] = field(default_factory=list)
+    outcomes: list[ArticleChange] = field(default_factory=list)
     build: str | None = None
     counts: dict | None = None
     seconds: float = 0.0
     embedded_passages: int = 0
 
     @property
-    def added(self) -> list[ArticleOutcome]:
+    def added(self) -> list[ArticleChange]:
         return [o for o in self.outcomes if o.status == "added"]
+
+    def finish(self, started: float) -> UpdateResult:
+        """Stamp the update's duration, and the build and counts it left live, on every article's change."""
+        self.seconds = round(time.perf_counter() - started, 3)
+        for change in self.outcomes:
+            change.build, change.counts, change.seconds = self.build, self.counts, self.seconds
+        return self
 
 
 class RagService:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, answerer=None,
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, answerer: Answerer | None = None,
                  rebuild: bool = False, progress: bool = False, vectors_from: Sequence[Path] = ()):
         started = time.perf_counter()
         self.settings = settings
         self.embedder: Embedder = embedder or make_embedder(settings)
         self._custom_answerer = answerer
         self._progress = progress
+        self._corpus_names = CorpusNames()
         with UpdateLock(settings.index_dir, settings.lock_timeout):
             # A killed update is finished or discarded before anything is read (see app/store.py).
             self.recovery: Recovery | None = recover(settings.index_dir, settings.corpus_dir)
@@ -118,9 +139,9 @@ class RagService:
             retriever.search("روسيا وإيران", 1)
             if retriever.translator is not None:
                 retriever.translator.warm_up(retriever.article_languages)
-            english = getattr(self._snapshot.answerer, "english", None)  # the extractive answerer's renderer
-            if english is not None:
-                english.digest("قال يوسف الحمادي إن 137 شركة وقعت", "Who said 137?")
+            answerer = self._snapshot.answerer
+            if isinstance(answerer, ExtractiveAnswerer):
+                answerer.english.digest("قال يوسف الحمادي إن 137 شركة وقعت", "Who said 137?")
         except Exception:  # noqa: BLE001 - an optimisation only: the first real query will do the same work
             log.debug("warm-up failed", exc_info=True)
 
@@ -147,11 +168,11 @@ class RagService:
         self._snapshot = replace(self._snapshot, retriever=value)
 
     @property
-    def answerer(self):
+    def answerer(self) -> Answerer:
         return self._snapshot.answerer
 
     @answerer.setter
-    def answerer(self, value) -> None:
+    def answerer(self, value: Answerer) -> None:
         """Swap the answerer (tests and the evaluation do); kept across later updates."""
         self._custom_answerer = value
         self._snapshot = replace(self._snapshot, answerer=value)
@@ -168,48 +189,16 @@ class RagService:
                        answerer=None, *, current=None, previous: Snapshot | None = None) -> Snapshot:
         """A whole new snapshot over (corpus, index): `answerer` as given, else one of the kind of `current`."""
         names = self._names_for(corpus, previous)
-        retriever = HybridRetriever(index, corpus, self.embedder, rrf_k=self.settings.rrf_k,
-                                    candidates=self.settings.candidates, sentence_weight=self.settings.sentence_weight,
-                                    names=names, other_article_slots=self.settings.other_article_slots,
-                                    clause_scoring=self.settings.clause_scoring,
-                                    across_lexical_weight=self.settings.across_lexical_weight,
+        retriever = HybridRetriever(index, corpus, self.embedder, names=names,
                                     sources=SourceNames.from_corpus(corpus), translator=installed_translator())
         answerer = answerer or self._answerer_for(index, corpus, names, current)
         return Snapshot(corpus, index, retriever, answerer, status, build, names)
 
     def _names_for(self, corpus: Corpus, previous: Snapshot | None = None) -> NameChecker:
-        """The corpus's NameChecker. Per-article parts are cached by (id, text hash); when `corpus` only adds articles
-        to `previous`'s, the previous checker is extended copy-on-write (its sets are shared, never modified), so an
-        update pays for its new articles only."""
-        cache = self.__dict__.setdefault("_name_parts", {})
-
-        def part(article_id: str, article: Article) -> NameChecker:
-            key = (article_id, article.sha256)
-            if key not in cache:
-                cache[key] = NameChecker.from_corpus(Corpus({article_id: article}))
-            return cache[key]
-
-        old = previous.corpus.articles if previous is not None and previous.names is not None else None
-        if old is not None and all(k in corpus.articles and corpus.articles[k].sha256 == a.sha256
-                                   for k, a in old.items()):
-            skeletons = dict(previous.names.skeletons)
-            latin = set(previous.names.latin_words)
-            for article_id in corpus.articles.keys() - old.keys():
-                new = part(article_id, corpus.articles[article_id])
-                for skeleton, words in new.skeletons.items():
-                    skeletons[skeleton] = skeletons.get(skeleton, frozenset()) | words
-                latin |= new.latin_words
-            return NameChecker(skeletons, latin)
-        skeletons = {}
-        latin = set()
-        for article_id, article in corpus.articles.items():
-            for skeleton, words in part(article_id, article).skeletons.items():
-                skeletons.setdefault(skeleton, set()).update(words)
-            latin.update(part(article_id, article).latin_words)
-        live = {(article_id, article.sha256) for article_id, article in corpus.articles.items()}
-        for key in [k for k in cache if k not in live]:
-            del cache[key]
-        return NameChecker(skeletons, latin)
+        """The corpus's NameChecker; built from `previous`'s when `corpus` only adds articles to it."""
+        if previous is None:
+            return self._corpus_names.checker(corpus)
+        return self._corpus_names.checker(corpus, previous.corpus, previous.names)
 
     def _answerer_for(self, index: Index, corpus: Corpus, names: NameChecker | None, current=None):
         """The answerer over (index, corpus) after an update: the default one, or — when another was injected —
@@ -241,7 +230,7 @@ class RagService:
         return ExtractiveAnswerer.from_settings(index, corpus, self.settings, names=names)
 
     def search(self, query: str, top_k: int | None = None) -> SearchResult:
-        _check_text(query, "query")
+        check_text(query, "query")
         started = time.perf_counter()
         retrieval = self._snapshot.retriever.search(query, top_k or self.settings.top_k)
         timings = {**retrieval.timings_ms, "total_ms": (time.perf_counter() - started) * 1000}
@@ -258,19 +247,30 @@ class RagService:
         `on_stage` is told "condensing" (LLM follow-ups), "retrieving" and "answering" as the work moves on;
         `on_token` receives the answer text as the model streams it (LLM mode only; the returned Answer is the
         validated one)."""
-        _check_text(question, "question")
+        result = self.ask_with_retrieval(question, lang, top_k, history, on_stage=on_stage, on_token=on_token)
+        if result.error is not None:
+            raise result.error
+        return result.answer
+
+    def ask_with_retrieval(self, question: str, lang: str | None = None, top_k: int | None = None,
+                           history: Sequence[Mapping[str, Any] | Any] | None = None, *,
+                           on_stage: Callable[[str], None] | None = None,
+                           on_token: Callable[[str], None] | None = None) -> AskResult:
+        """`ask`, returning the retrieval with the answer, and the answerer's error (a RagError) in place of the
+        answer when it fails after retrieving. Invalid input still raises."""
+        check_text(question, "question")
         snapshot = self._snapshot  # this question reads one corpus + index, whatever updates publish meanwhile
         started = time.perf_counter()
         language = lang or detect_language(question)
         turns = history_pairs(history)
         for earlier, _ in turns:
-            _check_text(earlier, "history")
-        generative = getattr(snapshot.answerer, "mode", None) == "llm"
+            check_text(earlier, "history")
+        answerer = snapshot.answerer
         standalone = None
-        if turns and generative:
+        if turns and is_generative(answerer):
             if on_stage:
                 on_stage("condensing")
-            standalone = snapshot.answerer.condense(question, turns, language)
+            standalone = answerer.condense(question, turns, language)
             query = asked = standalone
         else:
             query = f"{turns[-1][0]}\n{question}" if turns else question
@@ -281,10 +281,13 @@ class RagService:
         if on_stage:
             on_stage("answering")
         t_answer = time.perf_counter()
-        if generative and on_token:
-            answer = snapshot.answerer.answer(asked, language, retrieval, on_token=on_token)
-        else:
-            answer = snapshot.answerer.answer(asked, language, retrieval)
+        try:
+            if is_generative(answerer) and on_token:
+                answer = answerer.answer(asked, language, retrieval, on_token=on_token)
+            else:
+                answer = answerer.answer(asked, language, retrieval)
+        except RagError as exc:
+            return AskResult(retrieval, error=exc)
         answer = guard_markers(answer, retrieval.hits)
         answer.standalone_question = standalone
         answer.timings_ms = _rounded({
@@ -292,7 +295,7 @@ class RagService:
             "answer_ms": (time.perf_counter() - t_answer) * 1000,
             "total_ms": (time.perf_counter() - started) * 1000,
         })
-        return answer
+        return AskResult(retrieval, answer)
 
     def article(self, article_id: str) -> Article:
         return self._snapshot.corpus.get(article_id)
@@ -348,9 +351,10 @@ class RagService:
                 existing = known.get(new.content_hash)
                 if existing is not None:
                     title = (added.get(existing) or state.corpus.articles[existing]).title
-                    result.outcomes.append(ArticleOutcome(
-                        "duplicate", existing, title, len(new.raw), new.origin,
-                        f"already in the corpus as {existing}; nothing changed", duplicate_of=existing))
+                    result.outcomes.append(ArticleChange(
+                        status="duplicate", id=existing, title=title, chars=len(new.raw), origin=new.origin,
+                        message=f"already in the corpus as {existing}; nothing changed", duplicate_of=existing,
+                        seconds=0.0))
                     continue
                 article_id = new.id
                 while article_id in state.corpus.articles or article_id in added:  # an id clash, not the same text
@@ -358,8 +362,9 @@ class RagService:
                 article = make_article(article_id, new.raw, new.meta)
                 added[article_id] = article
                 known[new.content_hash] = article_id
-                result.outcomes.append(ArticleOutcome("added", article_id, article.title, len(new.raw), new.origin,
-                                                      f"added as {article_id}"))
+                result.outcomes.append(ArticleChange(status="added", id=article_id, title=article.title,
+                                                     chars=len(new.raw), origin=new.origin,
+                                                     message=f"added as {article_id}", seconds=0.0))
             if added:
                 corpus = state.corpus.with_changes(added=added)
                 change = Change(write={k: a.raw for k, a in added.items()},
@@ -367,8 +372,13 @@ class RagService:
                                 summary=f"add {len(added)} article{'s' * (len(added) != 1)}: "
                                         + ", ".join(list(added)[:5]) + (", …" if len(added) > 5 else ""))
                 self._commit(state, corpus, change, result, vectors)
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
+        return result.finish(started)
+
+    def add_document(self, content: str, fmt: str = "txt", **fields: Any) -> ArticleChange:
+        """Add one document given as text (POST /articles): read by app.ingest.prepare (`fmt` "txt", "md" or
+        "html"; `fields` its title, source, url, date, language), then added as `add_articles` does."""
+        new = prepare(content, fmt, self.settings, **fields)
+        return self.add_articles([new]).outcomes[0]
 
     def _embed_ahead(self, articles: Sequence[NewArticle]) -> dict:
         """Vectors of the passages new articles will add, computed before the update lock is taken (they depend
@@ -391,11 +401,10 @@ class RagService:
                 raise CorpusError(f"{article_id} is the only article; the corpus cannot be empty", status=409)
             corpus = state.corpus.with_changes(removed={article_id})
             change = Change(write={}, meta={}, delete=(article_id,), summary=f"remove {article_id}")
-            result.outcomes.append(ArticleOutcome("removed", article_id, article.title, len(article.raw), "request",
-                                                  f"removed {article_id}"))
+            result.outcomes.append(ArticleChange(status="removed", id=article_id, title=article.title,
+                                                 chars=len(article.raw), message=f"removed {article_id}", seconds=0.0))
             self._commit(state, corpus, change, result)
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
+        return result.finish(started)
 
     def _commit(self, state: Snapshot, corpus: Corpus, change: Change, result: UpdateResult,
                 vectors: dict | None = None) -> None:
@@ -410,59 +419,6 @@ class RagService:
         result.counts = index.manifest["counts"]
         result.embedded_passages = update["embedded_passages"]
         log.info("published %s: %s", build, status)
-
-
-def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
-    """Last line of defence against citation injection: a [n] in the answer text (outside «quoted» article text)
-    that names no citation is removed and listed in dropped_citations, and a citation whose passage was not
-    retrieved is dropped. The answerers already do this; an article that says "cite [9]" must never get through."""
-    retrieved = {hit.chunk_id for hit in hits}
-    citations = [c for c in answer.citations if c.chunk_id in retrieved]
-    valid = {c.n for c in citations}
-    dropped: list[str] = []
-
-    def strip(segment: str) -> str:
-        def repl(match: re.Match) -> str:
-            numbers = [int(x) for x in re.split(r"[,،]", match.group(1))]
-            keep = [x for x in numbers if x in valid]
-            dropped.extend(f"[{x}]" for x in numbers if x not in valid)
-            return "".join(f"[{x}]" for x in keep)
-
-        return _MARKER.sub(repl, segment)
-
-    parts, last = [], 0
-    for quote in _QUOTE.finditer(answer.answer):
-        parts.append(strip(answer.answer[last:quote.start()]))
-        parts.append(quote.group(0))
-        last = quote.end()
-    parts.append(strip(answer.answer[last:]))
-    text = "".join(parts)
-    if not dropped and len(citations) == len(answer.citations):
-        return answer
-    log.warning("dropped citation markers %s that name no retrieved passage", dropped)
-    return answer.model_copy(update={"answer": text, "citations": citations,
-                                     "dropped_citations": [*answer.dropped_citations, *dropped]})
-
-
-def history_pairs(history: Sequence[Mapping[str, Any] | Any] | None) -> list[tuple[str, str]]:
-    """Earlier turns (dicts or objects with `question` and optional `answer`) as (question, answer) pairs, oldest
-    first, skipping turns without a question."""
-    pairs = []
-    for turn in history or []:
-        get = turn.get if isinstance(turn, Mapping) else lambda name, t=turn: getattr(t, name, None)
-        question, answer = get("question"), get("answer")
-        if isinstance(question, str) and question.strip():
-            pairs.append((question.strip(), answer if isinstance(answer, str) else ""))
-    return pairs
-
-
-def _check_text(text: str, name: str) -> None:
-    if not isinstance(text, str) or not text.strip():
-        raise RagError(f"{name} must be a non-empty string", status=422)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RagError(f"{name} is not valid Unicode text (it holds lone surrogate code points)", status=422) from None
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:

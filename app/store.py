@@ -32,13 +32,21 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.corpus import METADATA_FILE, read_metadata_json
 from app.errors import RagError
-from app.index import (Index, checkpoint, current_build_name, fsync_dir, new_build_name, remove_stale_builds,
-                       switch_pointer, write_build)
+from app.index import (
+    Index,
+    checkpoint,
+    current_build_name,
+    fsync_dir,
+    new_build_name,
+    remove_stale_builds,
+    switch_pointer,
+    write_build,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +94,7 @@ class UpdateLock:
             self._thread_lock = _process_locks.setdefault(key, threading.Lock())
         self._fd: int | None = None
 
-    def __enter__(self) -> "UpdateLock":
+    def __enter__(self) -> UpdateLock:
         deadline = time.monotonic() + self.timeout
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise UpdateBusy(f"another update is still running after {self.timeout:g} s; try again later")
@@ -143,7 +151,7 @@ class Change:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

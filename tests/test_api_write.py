@@ -7,9 +7,9 @@ import copy
 import re
 
 import pytest
+from _tiny import API_KEY, ARTICLES, NEW, QUESTION, disk_state, tiny_settings, write_corpus
 from fastapi.testclient import TestClient
 
-from _tiny import API_KEY, ARTICLES, NEW, QUESTION, disk_state, tiny_settings, write_corpus
 from app.answer.llm import LLMAnswerer
 from app.api import create_app
 from app.chunking import Chunker
@@ -149,7 +149,7 @@ HOSTILE = [
     ("html that is only a script", dict(json={"content": "<script>alert(1)</script><style>x{}</style>",
                                               "format": "html"}), 422, "no text found"),
     ("only page furniture", dict(json={"content": "اترك تعليقاً\nزر الذهاب إلى الأعلى\n"}), 422, "no body text"),
-    ("article over the size limit", dict(json={"content": "كلمة " * 11_000}), 413, "RAG_MAX_ARTICLE_CHARS"),
+    ("article over the size limit", dict(json={"content": "كلمة " * 11_000}), 413, "split it into shorter"),
     ("body over the limit", dict(json={"content": "x" * 300_000}), 413, "request body over"),
     ("chunked body over the limit, no Content-Length",
      lambda: dict(content=_chunks(b'{"content": "' + b"y" * 300_000 + b'"}'),
@@ -179,7 +179,7 @@ def test_hostile_input_gets_a_clear_4xx_and_loses_nothing(client, setup, name, r
 @pytest.mark.parametrize("path, field", [("/ask", "question"), ("/search", "query"), ("/ask/stream", "question")])
 def test_lone_surrogates_in_questions_are_not_a_500(client, path, field):
     # Python's json module (FastAPI's parser) accepts "\ud800"; nothing downstream may choke on it.
-    r = client.post(path, content=('{"%s": "\\ud800 \u0627\u0644\u0635\u064a\u0646"}' % field).encode(),
+    r = client.post(path, content=('{"' + field + '": "\\ud800 \u0627\u0644\u0635\u064a\u0646"}').encode(),
                     headers={"content-type": "application/json"})
     assert r.status_code < 500, r.text
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from app import ann
+from app.text.arabic import tokenize
+from tests.conftest import SEEDS
 from tools.bench import (
     SyntheticCorpus,
     VectorStructure,
@@ -17,8 +19,6 @@ from tools.bench import (
     seed_sentences,
     unit_vectors,
 )
-from app.text.arabic import tokenize
-from tests.conftest import SEEDS
 
 
 def test_percentiles_and_medians():

@@ -5,10 +5,10 @@ import json
 import re
 
 import pytest
+from conftest import REPO, SEEDS
 
 from app.text.clean import body_blocks, classify
 from app.text.dates import find_date
-from conftest import REPO, SEEDS
 
 DATA = REPO / "tests" / "data"
 CORPUS_B = REPO / "eval" / "corpus-b"

@@ -3,11 +3,11 @@
 import json
 
 import pytest
+from conftest import DEV_SET, SEEDS
 
 from app.chunking import Chunker
 from app.corpus import load_corpus, make_article
 from app.errors import CorpusError
-from conftest import DEV_SET, SEEDS
 
 
 @pytest.fixture(scope="module")

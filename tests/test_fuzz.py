@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis (dev extra) is not installed")
+from _tiny import API_KEY, tiny_settings, write_corpus  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-from _tiny import API_KEY, tiny_settings, write_corpus  # noqa: E402
 from app.api import create_app  # noqa: E402
 from app.service import RagService  # noqa: E402
 
@@ -48,7 +48,7 @@ class HashEmbedder:
     def embed_passages(self, texts, *, progress=False):
         return self._embed(list(texts))
 
-_settings = tiny_settings(_root, api_key=API_KEY, max_article_chars=5000, lock_timeout=30)
+_settings = tiny_settings(_root, api_key=API_KEY, lock_timeout=30)
 write_corpus(_settings.corpus_dir)
 _state: dict = {}
 

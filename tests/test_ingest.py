@@ -4,15 +4,15 @@ deduplication keys and every refusal; and the `rag add` / `rag remove` / `rag li
 from __future__ import annotations
 
 import pytest
+from _tiny import ARTICLES, NEW, disk_state, tiny_settings, write_corpus
 from typer.testing import CliRunner
 
-from _tiny import ARTICLES, NEW, disk_state, tiny_settings, write_corpus
 from app.cli import app as cli
 from app.config import Settings, get_settings
 from app.corpus import content_hash, load_corpus
 from app.ingest import IngestError, collect_files, prepare, read_file
 
-SETTINGS = Settings(max_article_chars=5000)
+SETTINGS = Settings()
 PAGE = """<!doctype html><html lang="ar"><head><title>الموقع | خبر</title>
 <meta property="og:site_name" content="وكالة المثال"><link rel="canonical" href="https://example.org/news/7">
 <meta name="date" content="2026-03-04"><script>window.SECRET = "do-not-store";</script><style>.x{color:red}</style>
@@ -71,7 +71,7 @@ def test_text_is_stored_with_normalised_line_ends_and_hashed_whitespace_blind():
     ("<html><body>   </body></html>", "html", 422, "no text found"),
     ("<!-- nothing but a comment -->", "md", 422, "no text found"),
     ("اترك تعليقاً\nزر الذهاب إلى الأعلى\n", "txt", 422, "no body text"),
-    ("كلمة " * 1200, "txt", 413, "RAG_MAX_ARTICLE_CHARS"),
+    ("كلمة " * 11_000, "txt", 413, "split it into shorter articles"),  # over MAX_ARTICLE_CHARS
 ])
 def test_bad_documents_are_refused_with_a_clear_message(content, fmt, status, fragment):
     with pytest.raises(IngestError) as refused:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.answer.llm import LLMAnswerer, claims_by_marker, is_refusal, validate_markers
+from app.answer.llm import SUPPORT_THRESHOLD, LLMAnswerer, claims_by_marker, is_refusal, validate_markers
 from app.errors import LLMError, LLMTimeout
 
 MODEL = "openai/gpt-4o-mini"  # never called: every test passes mock_response / mock_timeout
@@ -166,7 +166,7 @@ def test_evidence_citations_point_at_exactly_the_chosen_sentences(service, llm_s
     chunk = service.index.chunks[service.index.chunk_by_id[citation.chunk_id]]
     assert chunk.start <= citation.start and citation.end <= chunk.end
     assert 0 < citation.support <= 1
-    assert citation.supported == (citation.support >= answerer.settings.support_threshold)
+    assert citation.supported == (citation.support >= SUPPORT_THRESHOLD)
 
 
 def test_evidence_strategy_abstains_without_calling_the_model_when_nothing_is_selected(service, llm_service):

@@ -5,11 +5,11 @@ import json
 import shutil
 
 import pytest
+from conftest import REPO, SEEDS
 
 from app.corpus import ArticleMeta, load_corpus, make_article
 from app.text.metadata import TextMeta, read_meta
 from app.text.sources import SourceNames
-from conftest import REPO, SEEDS
 
 CORPUS_B = REPO / "eval" / "corpus-b"
 

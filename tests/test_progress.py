@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 
+from _tiny import tiny_settings, write_corpus
 from typer.testing import CliRunner
 
-from _tiny import tiny_settings, write_corpus
 from app.cli import app
 from app.config import get_settings
 from app.progress import LineProgress, progress_bar

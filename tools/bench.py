@@ -121,12 +121,10 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _child_env(index_dir: Path, query_cache: bool = False) -> dict:
-    """The environment of a measured child. The question-vector cache is off unless asked for: every query then
-    pays its embedding, as a question nobody asked before does (the repeated-questions cell turns it on)."""
+def _child_env(index_dir: Path) -> dict:
+    """The environment of a measured child."""
     env = dict(os.environ)
     env["RAG_INDEX_DIR"] = str(index_dir)
-    env["RAG_QUERY_CACHE_SIZE"] = env.get("RAG_QUERY_CACHE_SIZE", "4096") if query_cache else "0"
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("RAG_LLM_MODEL", None)  # the benchmark measures the extractive answerer
@@ -168,6 +166,17 @@ print(json.dumps({"build_seconds": service.index.manifest["build_seconds"],
                   "wall_seconds": round(time.perf_counter() - t0, 3),
                   "counts": service.index.manifest["counts"],
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}), flush=True)
+"""
+
+# `rag serve ARGS`, given as `cached|uncached ARGS`: the question-vector cache is off unless asked for, so every query
+# pays its embedding, as a question nobody asked before does (the repeated-questions cell turns it on).
+_SERVE_CODE = r"""
+import sys
+import app.embeddings
+if sys.argv.pop(1) != "cached":
+    app.embeddings.QUERY_CACHE_SIZE = 0
+from app.cli import main
+main()
 """
 
 _COLD_CODE = r"""
@@ -371,12 +380,11 @@ class Server:
         self.ready_seconds: float | None = None
 
     def start(self, timeout: float = 180.0) -> Server:
-        rag = Path(sys.executable).with_name("rag")
-        command = [str(rag)] if rag.exists() else [sys.executable, "-m", "app.cli"]
+        command = [sys.executable, "-c", _SERVE_CODE, "cached" if self.query_cache else "uncached"]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open as long as the server runs
         t0 = time.perf_counter()
         self.proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                     env=_child_env(self.index_dir, self.query_cache), cwd=PROJECT_ROOT,
+                                     env=_child_env(self.index_dir), cwd=PROJECT_ROOT,
                                      stdout=self._log,
                                      stderr=subprocess.STDOUT)
         while time.perf_counter() - t0 < timeout:
@@ -437,7 +445,7 @@ def bench_http(index_dir: Path, rounds: int, seconds: float, work_dir: Path) -> 
 
 
 def bench_http_repeated(index_dir: Path, seconds: float, work_dir: Path) -> dict:
-    """The same load with the question-vector cache on (RAG_QUERY_CACHE_SIZE) after every query was asked once:
+    """The same load with the question-vector cache on (QUERY_CACHE_SIZE) after every query was asked once:
     what repeated questions cost (retries, popular questions, follow-ups re-sent). Reported apart from the
     uncached figures, never instead of them."""
     server = Server(index_dir, work_dir / "serve-cached.log", query_cache=True).start()
@@ -635,9 +643,11 @@ def run_default(quick: bool, out: Path, profile: bool = False, skip_http: bool =
     os.environ["RAG_INDEX_DIR"] = str(index_dir)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from app.config import Settings
+    from app.embeddings import make_embedder
     from app.service import RagService
 
-    service = RagService(Settings(index_dir=index_dir, llm_model=None, query_cache_size=0))
+    settings = Settings(index_dir=index_dir, llm_model=None)
+    service = RagService(settings, embedder=make_embedder(settings, query_cache_size=0))
     assert service.index_status == "loaded", service.index_status
     for _, text in QUERIES[:4]:  # warm-up
         service.search(text)

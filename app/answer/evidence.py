@@ -92,8 +92,8 @@ class Evidence:
 class EvidenceScorer:
     """Ranks every sentence inside the retrieved chunks. Lexical evidence is IDF-weighted term overlap."""
 
-    def __init__(self, index: Index, corpus: Corpus, lexical_weight: float = 0.15, rank_penalty: float = 0.0,
-                 query_weight: float = 0.0):
+    def __init__(self, index: Index, corpus: Corpus, *, lexical_weight: float, rank_penalty: float,
+                 query_weight: float):
         self.index = index
         self.corpus = corpus
         self.lexical_weight = lexical_weight

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from app.answer.models import ABSTENTION, Answer, Citation
 from app.config import Settings
 from app.corpus import Article, Corpus
 from app.index import Index
-from app.retrieval import Retrieval
+from app.retrieval import ACROSS_LEXICAL_WEIGHT, Retrieval
 from app.text.arabic import detect_language
 from app.text.english import EnglishRenderer, iso_date_in_english
 from app.text.names import NameChecker
@@ -61,37 +62,64 @@ def english_line(article: Article, quote: str, n: int, question: str, english: E
     return f"- {who} reports: {digest + ' — ' if digest else ''}«{quote}» [{n}]"
 
 
-class ExtractiveAnswerer:
-    mode = "extractive"
+@dataclass(frozen=True)
+class AnswerRules:
+    """The hand-set rules by which the extractive answerer scores sentences, quotes them or abstains. Each value was
+    chosen by hand on the seed dev set (docs/architecture.md, docs/experiments.md); scripts/rules_across_corpora.py
+    refits the four thresholds on one development corpus and scores them on the other (docs/evaluation.md). With an
+    evidence model (Settings.evidence_model) only the scoring weights apply: the model's features are those scores."""
 
-    def __init__(self, index: Index, corpus: Corpus, *, threshold: float, margin: float, max_sentences: int,
-                 single_fact_sentences: int = 2, lexical_weight: float = 0.15, other_passage_margin: float = 0.005,
-                 rank_penalty: float = 0.0, answer_type_margin: float | None = None, other_article_max_rank: int = 2,
+    # Scoring: a sentence's evidence score is its similarity to the question...
+    sentence_query_weight: float = 0.35  # ...its passage vector's, blended with this share of its question form's,
+    lexical_weight: float = 0.15  # ...plus this x BM25's share x its coverage of the question's terms,
+    rank_penalty: float = 0.005  # ...less this per rank of the chunk it comes from (the chunk ranking sees more).
+    # Abstention: below this best score the sources do not answer...
+    abstain_threshold: float = 0.775
+    # ...nor when the best sentence holding the number/date asked for scores this far below the best overall (the
+    # sources discuss the subject without giving the figure); None = no such check.
+    answer_type_margin: float | None = 0.05
+    # Quoting: sentences within this of the best may be quoted...
+    sentence_margin: float = 0.12
+    # ...for a question asking what the articles (plural) say, at most this many...
+    max_sentences: int = 3
+    across_article_quotes: int | None = 2  # ...at most this many from one article (None = no limit)...
+    # ...ranked with this weight of term coverage, as the retriever picks such a question's articles.
+    across_lexical_weight: float = ACROSS_LEXICAL_WEIGHT
+    # For any other question, the best sentence and at most this many in all...
+    single_fact_sentences: int = 2
+    # ...a further one from outside the best sentence's passage (chunk) only this close to the best...
+    other_passage_margin: float = 0.005
+    other_article_max_rank: int = 2  # ...and, from another article, from a chunk among these top hits...
+    # ...while one of the best sentence's own passage counts this much more, so a near tie goes to its context.
+    same_passage_bonus: float = 0.01
+
+
+class ExtractiveAnswerer:
+    mode: Literal["extractive"] = "extractive"
+
+    def __init__(self, index: Index, corpus: Corpus, *, rules: AnswerRules = AnswerRules(),
                  names: NameChecker | None = None, sources: SourceNames | None = None,
-                 same_passage_bonus: float = 0.0, sentence_query_weight: float = 0.0,
-                 across_lexical_weight: float | None = None, across_article_quotes: int | None = None,
                  model: EvidenceModel | None = None, english: EnglishRenderer | None = None):
         self.index = index
         # The trained evidence model (app/answer/model.py): when given, it picks the quotes and decides abstention,
-        # and the hand-set thresholds and margins here are not used.
+        # and the rules' thresholds and margins are not used.
         self.model = model
         self.corpus = corpus
-        self.scorer = EvidenceScorer(index, corpus, lexical_weight, rank_penalty, sentence_query_weight)
-        self.threshold = threshold
-        self.margin = margin
-        self.max_sentences = max_sentences
-        self.single_fact_sentences = single_fact_sentences
-        self.other_passage_margin = other_passage_margin
-        self.other_article_max_rank = other_article_max_rank
-        self.answer_type_margin = answer_type_margin
-        self.same_passage_bonus = same_passage_bonus
-        # A question across the sources: its sentences ranked with this weight of term coverage (None: the evidence
-        # score's), and at most this many quotes from one article (None: no limit).
-        self.across_lexical_weight = lexical_weight if across_lexical_weight is None else across_lexical_weight
-        self.across_article_quotes = across_article_quotes
+        self.rules = rules
         self.names = names
         self.sources = sources or (SourceNames.from_corpus(corpus) if corpus is not None else SourceNames({}))
         self._english = english
+
+    @property
+    def rules(self) -> AnswerRules:
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: AnswerRules) -> None:
+        """New rules, with a scorer that uses their weights."""
+        self._rules = rules
+        self.scorer = EvidenceScorer(self.index, self.corpus, lexical_weight=rules.lexical_weight,
+                                     rank_penalty=rules.rank_penalty, query_weight=rules.sentence_query_weight)
 
     @property
     def english(self) -> EnglishRenderer:
@@ -102,18 +130,9 @@ class ExtractiveAnswerer:
 
     @classmethod
     def from_settings(cls, index: Index, corpus: Corpus, settings: Settings,
-                      names: NameChecker | None = None) -> "ExtractiveAnswerer":
-        """The answerer the service uses, every limit and threshold taken from `settings`."""
-        return cls(index, corpus, threshold=settings.abstain_threshold, margin=settings.sentence_margin,
-                   max_sentences=min(settings.extractive_max_sentences, settings.answer_max_sentences),
-                   single_fact_sentences=settings.single_fact_sentences, lexical_weight=settings.lexical_weight,
-                   other_passage_margin=settings.other_passage_margin, rank_penalty=settings.rank_penalty,
-                   answer_type_margin=settings.answer_type_margin,
-                   other_article_max_rank=settings.other_article_max_rank, names=names,
-                   same_passage_bonus=settings.same_passage_bonus,
-                   sentence_query_weight=settings.sentence_query_weight,
-                   across_lexical_weight=settings.across_lexical_weight,
-                   across_article_quotes=settings.across_article_quotes,
+                      names: NameChecker | None = None) -> ExtractiveAnswerer:
+        """The answerer the service uses: the default rules, and the evidence model `settings` name if any."""
+        return cls(index, corpus, names=names,
                    model=EvidenceModel.load(settings.evidence_model) if settings.evidence_model else None)
 
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
@@ -127,7 +146,7 @@ class ExtractiveAnswerer:
             evidence = [e for e in evidence if e.lexical > 0]
         kind = answer_type(question)
         typed = [e for e in evidence if has_answer_type(e.text, kind, question)]
-        if not typed or typed[0].score < self.threshold:
+        if not typed or typed[0].score < self.rules.abstain_threshold:
             return []
         # A headline or a fragment close to the question shows that the sources cover its subject (the threshold
         # above counts it), but states no fact to quote: the answer and the checks below use the other sentences.
@@ -135,7 +154,8 @@ class ExtractiveAnswerer:
         typed = [e for e in typed if not e.heading]
         if not typed:
             return []
-        if self.answer_type_margin is not None and typed[0].score < evidence[0].score - self.answer_type_margin:
+        margin = self.rules.answer_type_margin
+        if margin is not None and typed[0].score < evidence[0].score - margin:
             # The passage that best matches the question holds no number or date, and those that hold one
             # match it clearly worse: the sources discuss the subject but do not give the figure asked for.
             return []
@@ -181,11 +201,11 @@ class ExtractiveAnswerer:
         if asks_across_sources(question):
             chosen = self._across_sources(evidence, retrieval.bm25_weight if retrieval is not None else 0.0)
         else:
-            chosen = self._one_fact([e for e in evidence if e.score >= evidence[0].score - self.margin])
+            chosen = self._one_fact([e for e in evidence if e.score >= evidence[0].score - self.rules.sentence_margin])
         return self._cited_together(chosen, retrieval)
 
     def _across_sources(self, evidence: list[Evidence], bm25_weight: float) -> list[Evidence]:
-        """A question about what several sources say: the best sentences within `margin`, at most
+        """A question about what several sources say: the best sentences within `sentence_margin`, at most
         `max_sentences`, at most `across_article_quotes` from one article, ranked with the question's words weighing
         `across_lexical_weight` as in the retriever's slots for such questions (HybridRetriever._best_per_article).
         Such a question names a subject that every article treats from its own side, so the closest sentences often
@@ -193,17 +213,18 @@ class ExtractiveAnswerer:
         subject, so which of the question's words a sentence holds tells them apart better than similarity does.
         The coverage is the evidence score's, the words naming the sources included: leaving them out as the slots
         do measured no better here (README, evaluation rounds)."""
-        extra = (self.across_lexical_weight - self.scorer.lexical_weight) * bm25_weight
+        rules = self.rules
+        extra = (rules.across_lexical_weight - rules.lexical_weight) * bm25_weight
 
         def score(e: Evidence) -> float:
             return e.score + extra * e.lexical
 
         ranked = sorted(evidence, key=score, reverse=True)
         best = score(ranked[0])
-        limit = self.across_article_quotes or self.max_sentences
+        limit = rules.across_article_quotes or rules.max_sentences
         chosen: list[Evidence] = []
         for candidate in ranked:
-            if score(candidate) < best - self.margin or len(chosen) == self.max_sentences:
+            if score(candidate) < best - rules.sentence_margin or len(chosen) == rules.max_sentences:
                 break
             if sum(e.article_id == candidate.article_id for e in chosen) < limit:
                 chosen.append(candidate)
@@ -230,21 +251,22 @@ class ExtractiveAnswerer:
         """A question about one fact is answered by the passage holding it: the best sentence and at most a few
         more. Each further quote is one more chance to cite a passage that does not answer, so a sentence from
         outside the best sentence's passage (elsewhere in its article, or in another article) joins only when it
-        scores as well as the best; one of the same passage needs only to be close (`margin`)."""
+        scores as well as the best; one of the same passage needs only to be close (`sentence_margin`)."""
+        rules = self.rules
         best = close[0]
         chosen = [best]
-        if self.same_passage_bonus:
+        if rules.same_passage_bonus:
             # Near ties go to sentences of the best sentence's own passage: the answer's context, where a second
             # quote most often completes it, rather than a passage elsewhere that merely scores as high.
-            close = [best] + sorted(close[1:], key=lambda e: -(e.score + self.same_passage_bonus
+            close = [best] + sorted(close[1:], key=lambda e: -(e.score + rules.same_passage_bonus
                                                               * self._in_passage_of(e, best)))
         for candidate in close[1:]:
-            if len(chosen) == self.single_fact_sentences:
+            if len(chosen) == rules.single_fact_sentences:
                 break
             if candidate.article_id != best.article_id:
                 if not self._other_article_agrees(candidate, best):
                     continue
-            elif not self._in_passage_of(candidate, best) and candidate.score < best.score - self.other_passage_margin:
+            elif not self._in_passage_of(candidate, best) and candidate.score < best.score - rules.other_passage_margin:
                 continue
             chosen.append(candidate)
         return chosen
@@ -261,8 +283,8 @@ class ExtractiveAnswerer:
         as well as the best sentence, and its chunk is among the top fused hits. For an English question only the
         cross-lingual embedding scores sentences, and a close score alone often comes from a passage the
         fused ranking (whole chunk, best sentence, names) put far down."""
-        return (candidate.score >= best.score - self.other_passage_margin
-                and candidate.hit_rank <= self.other_article_max_rank)
+        return (candidate.score >= best.score - self.rules.other_passage_margin
+                and candidate.hit_rank <= self.rules.other_article_max_rank)
 
     def answer(self, question: str, language: str, retrieval: Retrieval) -> Answer:
         chosen = self.select(question, retrieval)

@@ -10,23 +10,23 @@ Two strategies (`Settings.llm_strategy`):
   of the chosen sentence closest to it.
 In both, "INSUFFICIENT" or an answer that opens by refusing ("I'm sorry…", "لا أستطيع…") abstains.
 In both, each citation's `support` is the embedding similarity between the answer sentences citing it and the cited
-sentence, and `supported` compares it with `Settings.support_threshold`.
+sentence, and `supported` compares it with SUPPORT_THRESHOLD.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from string import Template
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from app.answer.evidence import Evidence
 from app.answer.extractive import ExtractiveAnswerer, source_line
 from app.answer.models import ABSTENTION, Answer, Citation
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.corpus import Corpus
 from app.embeddings import Embedder
 from app.errors import LLMError, LLMTimeout
@@ -52,6 +52,14 @@ _REFUSAL = re.compile(
 )
 _LETTER = re.compile(r"[^\W\d_]")
 _TRAILING = re.compile(r"([.!?؟؛])((?:[ \t]*\[\d+\])+)")
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+TEMPERATURE = 0.0  # the same question gets the same answer
+MAX_TOKENS = 600  # the reply's cap (a follow-up's condensing: CONDENSE_MAX_TOKENS)
+# The most sentences the prompts let the model write; the extractive AnswerRules.max_sentences stays at most this.
+MAX_SENTENCES = 4
+# A generated sentence counts as supported by its cited sentence at this similarity: calibrated on the dev set's
+# reference answers with scripts/calibrate_support.py (docs/experiments.md).
+SUPPORT_THRESHOLD = 0.82
 # Condensing a follow-up: how much of the thread the model sees, and how long its one-line reply may be.
 CONDENSE_TURNS = 3
 CONDENSE_ANSWER_CHARS = 600
@@ -62,8 +70,8 @@ PROMPTS = {
 }
 
 
-def load_prompt(settings: Settings, name: str) -> Template:
-    return Template((settings.prompts_dir / name).read_text(encoding="utf-8"))
+def load_prompt(name: str) -> Template:
+    return Template((PROMPTS_DIR / name).read_text(encoding="utf-8"))
 
 
 def validate_markers(text: str, n_passages: int) -> tuple[str, list[int], list[str]]:
@@ -108,7 +116,7 @@ def claims_by_marker(text: str) -> list[tuple[str, set[int]]]:
 
 
 class LLMAnswerer:
-    mode = "llm"
+    mode: Literal["llm"] = "llm"
 
     def __init__(self, index: Index, corpus: Corpus, embedder: Embedder, settings: Settings,
                  completion: Callable[..., Any] | None = None, *, strategy: Strategy | None = None,
@@ -121,12 +129,12 @@ class LLMAnswerer:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown llm strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         system_name, user_name = PROMPTS[self.strategy]
-        self.system = load_prompt(settings, system_name)
-        self.user = load_prompt(settings, user_name)
-        self.condense_system = load_prompt(settings, "condense_system.txt")
-        self.condense_user = load_prompt(settings, "condense_user.txt")
+        self.system = load_prompt(system_name)
+        self.user = load_prompt(user_name)
+        self.condense_system = load_prompt("condense_system.txt")
+        self.condense_user = load_prompt("condense_user.txt")
         # The "evidence" strategy selects sentences exactly as the extractive answerer does: pass the service's own
-        # ExtractiveAnswerer as `selector` to share its settings; the default is built from the same Settings.
+        # ExtractiveAnswerer as `selector` to share its rules and model; the default is built from the same Settings.
         self.selector = selector or ExtractiveAnswerer.from_settings(index, corpus, settings)
         if self.strategy == "evidence":
             self.scorer = self.selector.scorer  # lets the evaluation report the top evidence scores
@@ -148,8 +156,8 @@ class LLMAnswerer:
                 api_base=self.settings.llm_api_base,
                 api_key=self.settings.llm_api_key,
                 timeout=self.settings.llm_timeout,
-                temperature=self.settings.llm_temperature,
-                max_tokens=max_tokens or self.settings.llm_max_tokens,
+                temperature=TEMPERATURE,
+                max_tokens=max_tokens or MAX_TOKENS,
                 **({"stream": True} if on_token else {}),
                 **self.completion_kwargs,
             )
@@ -211,7 +219,7 @@ class LLMAnswerer:
                  evidence: list[Evidence] | None = None) -> list[dict]:
         """The chat messages: numbered passages ("passages") or numbered evidence sentences ("evidence"; selected
         here when not given)."""
-        names = {"language_name": LANGUAGE_NAMES[language], "max_sentences": self.settings.answer_max_sentences}
+        names = {"language_name": LANGUAGE_NAMES[language], "max_sentences": MAX_SENTENCES}
         if self.strategy == "evidence":
             if evidence is None:
                 evidence = self.selector.select(question, retrieval)
@@ -333,5 +341,5 @@ class LLMAnswerer:
             end=end,
             quote=article.raw[start:end],
             support=round(support, 4),
-            supported=support >= self.settings.support_threshold,
+            supported=support >= SUPPORT_THRESHOLD,
         )

@@ -42,7 +42,7 @@ class Logistic:
                 "coef": self.coef.tolist(), "intercept": self.intercept}
 
     @classmethod
-    def from_json(cls, data: dict, expected: tuple[str, ...]) -> "Logistic":
+    def from_json(cls, data: dict, expected: tuple[str, ...]) -> Logistic:
         if tuple(data["features"]) != expected:
             raise ValueError(f"the model reads features {data['features']}, this code computes {list(expected)}")
         return cls(tuple(data["features"]), np.asarray(data["mean"], float), np.asarray(data["scale"], float),
@@ -78,7 +78,7 @@ class EvidenceModel:
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "EvidenceModel":
+    def load(cls, path: Path) -> EvidenceModel:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             if data.get("format") != MODEL_FORMAT:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 
 from app.text.arabic import normalize
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
 
 from app.text.arabic import STOPWORDS, normalize, tokenize
 from app.text.dates import MONTH_NAMES, WEEKDAY_NUMBERS, DateMention, date_mentions
@@ -328,7 +328,7 @@ class EnglishRenderer:
         self.romanizer = Romanizer(known=self.senses, is_ordinary=self._is_ordinary, english_words=english_words)
 
     @classmethod
-    def for_corpus(cls, corpus, dictionaries=None, english_words: bool = True) -> "EnglishRenderer":
+    def for_corpus(cls, corpus, dictionaries=None, english_words: bool = True) -> EnglishRenderer:
         vocabulary: Counter = Counter()
         spread: Counter = Counter()
         outlets: dict[tuple[str, ...], str] = {}

@@ -91,7 +91,7 @@ class NameChecker:
         self.latin_words = latin_words
 
     @classmethod
-    def from_corpus(cls, corpus: Corpus) -> "NameChecker":
+    def from_corpus(cls, corpus: Corpus) -> NameChecker:
         skeletons: dict[str, set[str]] = {}
         latin: set[str] = set()
 
@@ -140,3 +140,47 @@ class NameChecker:
             if 0 < len(spellings) <= max_spellings:
                 found.extend(sorted(spellings))
         return found
+
+
+class CorpusNames:
+    """The NameChecker of each corpus the service publishes, assembled from per-article parts cached by (id, text
+    hash). When a corpus only adds articles to the previous one, the previous checker is extended copy-on-write
+    (its sets are shared, never modified), so an update pays for its new articles only."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, str], NameChecker] = {}
+
+    def checker(self, corpus: Corpus, previous: Corpus | None = None,
+                previous_checker: NameChecker | None = None) -> NameChecker:
+        old = previous.articles if previous is not None and previous_checker is not None else None
+        if old is not None and all(k in corpus.articles and corpus.articles[k].sha256 == a.sha256
+                                   for k, a in old.items()):
+            return self._extended(previous_checker, [k for k in corpus.articles if k not in old], corpus)
+        skeletons: dict[str, set[str]] = {}
+        latin: set[str] = set()
+        for article_id in corpus.articles:
+            part = self._part(article_id, corpus)
+            for skeleton, words in part.skeletons.items():
+                skeletons.setdefault(skeleton, set()).update(words)
+            latin.update(part.latin_words)
+        live = {(article_id, article.sha256) for article_id, article in corpus.articles.items()}
+        for key in [k for k in self._parts if k not in live]:
+            del self._parts[key]
+        return NameChecker(skeletons, latin)
+
+    def _extended(self, checker: NameChecker, new_ids: list[str], corpus: Corpus) -> NameChecker:
+        skeletons = dict(checker.skeletons)
+        latin = set(checker.latin_words)
+        for article_id in new_ids:
+            new = self._part(article_id, corpus)
+            for skeleton, words in new.skeletons.items():
+                skeletons[skeleton] = skeletons.get(skeleton, frozenset()) | words
+            latin |= new.latin_words
+        return NameChecker(skeletons, latin)
+
+    def _part(self, article_id: str, corpus: Corpus) -> NameChecker:
+        article = corpus.articles[article_id]
+        key = (article_id, article.sha256)
+        if key not in self._parts:
+            self._parts[key] = NameChecker.from_corpus(Corpus({article_id: article}))
+        return self._parts[key]

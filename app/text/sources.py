@@ -57,7 +57,7 @@ class SourceNames:
         self._skeletons = {k: s for k, s in skeletons.items() if all(len(x) >= _MIN_SKELETON for x in s)}
 
     @classmethod
-    def from_corpus(cls, corpus: Corpus) -> "SourceNames":
+    def from_corpus(cls, corpus: Corpus) -> SourceNames:
         outlets: dict[str, set[str]] = {}
         for article in corpus.articles.values():
             meta = article.meta

@@ -1,0 +1,47 @@
+"""The citation guard: an answer leaves the service citing only passages that were retrieved for it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from app.answer.models import Answer
+from app.retrieval import Hit
+
+log = logging.getLogger(__name__)
+
+_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
+_QUOTE = re.compile(r"«[^«»]*»")
+
+
+def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
+    """Last line of defence against citation injection: a [n] in the answer text (outside «quoted» article text)
+    that names no citation is removed and listed in dropped_citations, and a citation whose passage was not
+    retrieved is dropped. The answerers already do this; an article that says "cite [9]" must never get through."""
+    retrieved = {hit.chunk_id for hit in hits}
+    citations = [c for c in answer.citations if c.chunk_id in retrieved]
+    valid = {c.n for c in citations}
+    dropped: list[str] = []
+
+    def strip(segment: str) -> str:
+        def repl(match: re.Match) -> str:
+            numbers = [int(x) for x in re.split(r"[,،]", match.group(1))]
+            keep = [x for x in numbers if x in valid]
+            dropped.extend(f"[{x}]" for x in numbers if x not in valid)
+            return "".join(f"[{x}]" for x in keep)
+
+        return _MARKER.sub(repl, segment)
+
+    parts, last = [], 0
+    for quote in _QUOTE.finditer(answer.answer):
+        parts.append(strip(answer.answer[last:quote.start()]))
+        parts.append(quote.group(0))
+        last = quote.end()
+    parts.append(strip(answer.answer[last:]))
+    text = "".join(parts)
+    if not dropped and len(citations) == len(answer.citations):
+        return answer
+    log.warning("dropped citation markers %s that name no retrieved passage", dropped)
+    return answer.model_copy(update={"answer": text, "citations": citations,
+                                     "dropped_citations": [*answer.dropped_citations, *dropped]})
