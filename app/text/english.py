@@ -473,10 +473,17 @@ class EnglishRenderer:
                 continue
             start, end = i, i + 1
             adjective = _adjective_base(tokens[i][2:] if tokens[i].startswith("ال") else tokens[i], self.vocabulary)
-            while not adjective and start > 0 and start - 1 not in taken and self._in_name(tokens[start - 1]):
+            # A name does not open with the article: an al- word before it is the noun it follows ("the Kremlin's
+            # spokesman Dmitri Peskov"), and an al- word standing alone is a common noun (الدول, "the states").
+            while (not adjective and start > 0 and start - 1 not in taken and not tokens[start - 1].startswith("ال")
+                   and self._in_name(tokens[start - 1])):
                 start -= 1
             while not adjective and end < len(tokens) and end not in taken and self._in_name(tokens[end]):
                 end += 1
+            while not adjective and end - start > 1 and tokens[start].startswith("ال"):
+                start += 1
+            if not adjective and end - start == 1 and tokens[start].startswith("ال"):
+                continue
             run = [self._bare(tokens[start]), *tokens[start + 1 : end]]
             found.append((start, self._name_or_adjective(run, spellings)))
             taken |= set(range(start, end))
