@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.answer.models import CITATION_MARKER
 from app.text.arabic import normalize
 
 METRIC_KEYS = (
@@ -193,7 +194,6 @@ def abstention_metrics(answerable: bool, abstained: bool, n_citations: int) -> d
 
 
 _QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"", re.DOTALL)
-_MARKERS = re.compile(r"\[\s*\d+(?:\s*[,،]\s*\d+)*\s*\]")
 _ARABIC_LETTER = re.compile(
     "[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]"
 )
@@ -219,7 +219,7 @@ def _without_guillemets(text: str) -> str:
 
 def prose(answer: str) -> str:
     """The answer's own words: text inside «…» (nested too), “…” and "…" and the [n] markers removed."""
-    return _MARKERS.sub(" ", _QUOTED.sub(" ", _without_guillemets(answer)))
+    return CITATION_MARKER.sub(" ", _QUOTED.sub(" ", _without_guillemets(answer)))
 
 
 def prose_language(answer: str) -> str | None:

@@ -24,6 +24,7 @@ from app.config import Settings
 from app.corpus import ArticleMeta, content_hash, make_article
 from app.errors import RagError
 from app.text.arabic import detect_language
+from app.text.unicode import NOT_TEXT, has_lone_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,8 @@ def _without_controls(text: str, name: str) -> str:
 def canonical_text(text: str, name: str) -> str:
     """The text as stored: \\r\\n and \\r become \\n, a BOM, trailing spaces and stray control characters go, the
     whole ends with one newline. Refuses lone surrogates and text that is mostly control characters (binary)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IngestError(f"{_at(name)}not valid Unicode text (it holds lone surrogate code points)") from None
+    if has_lone_surrogates(text):
+        raise IngestError(f"{_at(name)}{NOT_TEXT}")
     text = _without_controls(text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n"), name)
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines).strip("\n")
@@ -199,10 +198,8 @@ def extract(text: str, fmt: str) -> tuple[str, dict]:
 def _clean_field(value: str | None, name: str, limit: int) -> str | None:
     if value is None:
         return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IngestError(f"{_at(name)}not valid Unicode text (lone surrogate code points)") from None
+    if has_lone_surrogates(value):
+        raise IngestError(f"{_at(name)}{NOT_TEXT}")
     value = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value).split())
     if len(value) > limit:
         raise IngestError(f"{_at(name)}at most {limit} characters")
@@ -256,10 +253,8 @@ def prepare(content: str, fmt: str, settings: Settings, *, origin: str = "reques
     name = origin
     if fmt not in FORMATS:
         raise IngestError(f"{_at(name)}unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    try:
-        content.encode("utf-8")
-    except UnicodeEncodeError:
-        raise IngestError(f"{_at(name)}not valid Unicode text (it holds lone surrogate code points)") from None
+    if has_lone_surrogates(content):
+        raise IngestError(f"{_at(name)}{NOT_TEXT}")
     if "\x00" in content:
         raise IngestError(f"{_at(name)}looks like binary data (it contains NUL characters), not text")
     if not content.strip():

@@ -35,7 +35,7 @@ import numpy as np
 
 from app.answer.features import QUESTION_FEATURES, SENTENCE_FEATURES, Candidates, question_features
 from app.answer.model import DEFAULT_MODEL, EvidenceModel, Logistic, Selection, choose
-from app.eval import GoldError, Span, load_gold, locate_quotes, overlaps
+from app.eval import GoldError, Span, _log, load_gold, locate_quotes, overlaps
 
 QUOTE_MIN_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 QUOTE_RATIO_GRID = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
@@ -68,10 +68,6 @@ class Question:
     retrieval: object
     index: object
     hand: list[int]  # the candidates the hand-set rules quote (empty: they abstain), to compare against
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def collect(gold_path: Path, service, group: str, top_k: int | None = None) -> list[Question]:

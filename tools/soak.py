@@ -20,7 +20,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import httpx
 
 from app.config import get_settings
 from app.index import current_build_name
+from tools.bench import free_port
 
 QUESTIONS = [
     "من أين تأتي المسيرات التي تستخدمها روسيا؟",
@@ -97,12 +97,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_folders(work: Path) -> tuple[Path, Path]:

@@ -6,12 +6,11 @@ import logging
 import re
 from collections.abc import Sequence
 
-from app.answer.models import Answer
+from app.answer.models import CITATION_MARKER, Answer
 from app.retrieval import Hit
 
 log = logging.getLogger(__name__)
 
-_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
 _QUOTE = re.compile(r"«[^«»]*»")
 
 
@@ -31,7 +30,7 @@ def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
             dropped.extend(f"[{x}]" for x in numbers if x not in valid)
             return "".join(f"[{x}]" for x in keep)
 
-        return _MARKER.sub(repl, segment)
+        return CITATION_MARKER.sub(repl, segment)
 
     parts, last = [], 0
     for quote in _QUOTE.finditer(answer.answer):

@@ -25,7 +25,7 @@ import numpy as np
 
 from app.answer.evidence import Evidence
 from app.answer.extractive import ExtractiveAnswerer, source_line
-from app.answer.models import ABSTENTION, Answer, Citation
+from app.answer.models import ABSTENTION, CITATION_MARKER, Answer, Citation
 from app.config import PROJECT_ROOT, Settings
 from app.corpus import Corpus
 from app.embeddings import Embedder
@@ -40,7 +40,6 @@ Strategy = Literal["passages", "evidence"]
 STRATEGIES: tuple[str, ...] = ("passages", "evidence")
 LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
 ABSTAIN_TOKEN = "INSUFFICIENT"
-_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
 # A model that cannot answer often says so in its own words instead of the abstain token.
 _REFUSAL = re.compile(
     r"^\W*(i'?m sorry|sorry|i apologi[sz]e|i (cannot|can ?not|can't|am unable|do not know|don't know)"
@@ -88,7 +87,7 @@ def validate_markers(text: str, n_passages: int) -> tuple[str, list[int], list[s
                 cited.append(x)
         return "".join(f"[{x}]" for x in valid)
 
-    clean = _MARKER.sub(repl, text)
+    clean = CITATION_MARKER.sub(repl, text)
     # "... in Ukraine. [1] Then ..." (as small models write it): the marker belongs before the full stop it follows.
     clean = _TRAILING.sub(lambda m: " " + "".join(re.findall(r"\[\d+\]", m.group(2))) + m.group(1), clean)
     clean = re.sub(r"[ \t]+([.,،؛!?؟])", r"\1", clean).strip()
@@ -97,7 +96,7 @@ def validate_markers(text: str, n_passages: int) -> tuple[str, list[int], list[s
 
 def is_refusal(text: str) -> bool:
     """Whether the answer opens by saying it cannot answer ("I'm sorry, the passages do not…", "أعتذر، لا أستطيع…")."""
-    return bool(_REFUSAL.search(_MARKER.sub("", text).strip()))
+    return bool(_REFUSAL.search(CITATION_MARKER.sub("", text).strip()))
 
 
 def claims_by_marker(text: str) -> list[tuple[str, set[int]]]:
@@ -106,8 +105,8 @@ def claims_by_marker(text: str) -> list[tuple[str, set[int]]]:
     claims: list[tuple[str, set[int]]] = []
     for start, end in sentence_spans(text):
         segment = text[start:end]
-        numbers = {int(x) for m in _MARKER.finditer(segment) for x in re.split(r"[,،]", m.group(1))}
-        words = re.sub(r"\s+([.,،؛!?؟])", r"\1", _MARKER.sub("", segment)).strip()
+        numbers = {int(x) for m in CITATION_MARKER.finditer(segment) for x in re.split(r"[,،]", m.group(1))}
+        words = re.sub(r"\s+([.,،؛!?؟])", r"\1", CITATION_MARKER.sub("", segment)).strip()
         if claims and not _LETTER.search(words):
             claims[-1][1].update(numbers)
         else:
@@ -197,7 +196,7 @@ class LLMAnswerer:
         if not turns:
             return question
         conversation = "\n".join(
-            f"Q: {' '.join(q.split())}\nA: {' '.join(_MARKER.sub('', a or '').split())[:CONDENSE_ANSWER_CHARS]}"
+            f"Q: {' '.join(q.split())}\nA: {' '.join(CITATION_MARKER.sub('', a or '').split())[:CONDENSE_ANSWER_CHARS]}"
             for q, a in turns
         )
         names = {"language_name": LANGUAGE_NAMES[language]}
@@ -284,8 +283,8 @@ class LLMAnswerer:
         unmarked: list[tuple[int, int]] = []
         for i, (start, end) in enumerate(spans):
             segment = text[start:end]
-            marked_after = i + 1 < len(spans) and not _LETTER.search(_MARKER.sub("", text[slice(*spans[i + 1])]))
-            if _LETTER.search(_MARKER.sub("", segment)) and not _MARKER.search(segment) and not marked_after:
+            marked_after = i + 1 < len(spans) and not _LETTER.search(CITATION_MARKER.sub("", text[slice(*spans[i + 1])]))
+            if _LETTER.search(CITATION_MARKER.sub("", segment)) and not CITATION_MARKER.search(segment) and not marked_after:
                 unmarked.append((start, end))
         if unmarked:
             vectors = self.embedder.embed_passages([text[s:e] for s, e in unmarked])
@@ -296,7 +295,7 @@ class LLMAnswerer:
                     stop -= 1
                 text = f"{text[:stop]} [{int(np.argmax(row)) + 1}]{text[stop:]}"
         cited: list[int] = []
-        for match in _MARKER.finditer(text):
+        for match in CITATION_MARKER.finditer(text):
             for x in re.split(r"[,،]", match.group(1)):
                 if int(x) not in cited:
                     cited.append(int(x))
@@ -305,7 +304,7 @@ class LLMAnswerer:
     def _claim_vector(self, n: int, text: str) -> np.ndarray:
         """The embedding of the answer sentences that cite [n] (the whole answer when none does alone)."""
         claims = " ".join(claim for claim, numbers in claims_by_marker(text) if n in numbers)
-        return self.embedder.embed_passages([claims or _MARKER.sub("", text)])[0]
+        return self.embedder.embed_passages([claims or CITATION_MARKER.sub("", text)])[0]
 
     def _passage_citation(self, n: int, text: str, retrieval: Retrieval) -> Citation:
         """Point [n] at the sentence of passage n closest to the answer sentences citing it; score that support."""

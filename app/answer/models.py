@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -36,6 +37,9 @@ class Answer(BaseModel):
         None, description="LLM mode, follow-ups: the question the thread was condensed into (what was retrieved)")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
+
+# A citation marker in answer text: [1], [1, 2], [١،٢]; the group holds the numbers.
+CITATION_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
 
 ABSTENTION = {
     "ar": "لا تجيب المصادر المتاحة عن هذا السؤال.",

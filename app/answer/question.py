@@ -6,16 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.errors import RagError
+from app.text.unicode import NOT_TEXT, has_lone_surrogates
 
 
 def check_text(text: str, name: str) -> None:
     """422 for text nothing can be asked with: empty, not a string, or not encodable (lone surrogates)."""
     if not isinstance(text, str) or not text.strip():
         raise RagError(f"{name} must be a non-empty string", status=422)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RagError(f"{name} is not valid Unicode text (it holds lone surrogate code points)", status=422) from None
+    if has_lone_surrogates(text):
+        raise RagError(f"{name} is {NOT_TEXT}", status=422)
 
 
 def history_pairs(history: Sequence[Mapping[str, Any] | Any] | None) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from app.answer.models import Answer
 from app.corpus import Article, ArticleMeta
 from app.ingest import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 from app.service import ArticleChange, SearchResult
+from app.text.unicode import NOT_TEXT, has_lone_surrogates
 
 __all__ = ["Answer", "ArticleChange", "ArticleDetail", "ArticleIn", "ArticleSummary", "AskRequest", "AskStreamRequest",
            "ErrorBody", "SearchRequest", "SearchResult", "Turn"]
@@ -22,10 +23,8 @@ MAX_HISTORY_ANSWER_CHARS = 8000
 
 def _valid_unicode(value: str) -> str:
     """JSON may carry lone surrogates ("\\ud800"), which are not text: refuse them before anything uses them."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode text (it holds lone surrogate code points)") from None
+    if has_lone_surrogates(value):
+        raise ValueError(NOT_TEXT)
     return value
 
 
