@@ -54,7 +54,8 @@ def write_dictd(folder: Path, name: str, entries: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def translator(tmp_path) -> QueryTranslator:
+def translator(tmp_path, monkeypatch) -> QueryTranslator:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     write_dictd(tmp_path, "freedict-eng-ara", ENG_ARA)
     write_dictd(tmp_path, "freedict-ara-eng", ARA_ENG)
     return QueryTranslator(folder=tmp_path)
@@ -171,3 +172,15 @@ def test_the_installed_dictionary_reads_as_the_tiny_ones():
                                        for t in tokenize(text)}
     words = QueryTranslator({"en": dictionary}).translate("drones", _vocabulary("الطائرات بدون طيار"), {"ar"})
     assert [w.source for w in words] == ["drones"]
+
+
+def test_a_parsed_dictionary_is_kept_and_read_back_and_a_broken_copy_is_parsed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_dictd(tmp_path, "freedict-eng-ara", ENG_ARA)
+    parsed = Dictionary.load(tmp_path / "freedict-eng-ara", "en")
+    [kept] = (tmp_path / "cache" / "arabic-news-rag").glob("freedict-eng-ara-*.pickle")
+    again = Dictionary.load(tmp_path / "freedict-eng-ara", "en")
+    assert again.entries == parsed.entries and again.language == "en"
+    kept.write_bytes(b"not a pickle")
+    assert Dictionary.load(tmp_path / "freedict-eng-ara", "en").entries == parsed.entries
+    assert kept.read_bytes() != b"not a pickle"  # rewritten

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from app.text.arabic import normalize
+from app.text.cache import kept
 
 _SHADDA = "\u0651"
 _MARKS = re.compile("[\u0610-\u061a\u064b-\u0650\u0652-\u065f\u0670\u06d6-\u06ed\u0640]")  # all but shadda
@@ -133,7 +134,14 @@ def _capitalised(latin: str) -> str:
 
 @lru_cache(maxsize=1)
 def _english_words() -> dict[str, list[tuple[float, str]]]:
-    """The English word list by key (its recognisable consonants), most frequent first."""
+    """The English word list by key (its recognisable consonants), most frequent first; built once per machine and
+    wordfreq version (about 2 s) and kept by app.text.cache."""
+    from importlib.metadata import version
+
+    return kept(f"english-words-wordfreq{version('wordfreq')}-k{_KEY_VERSION}", _build_english_words, dict)
+
+
+def _build_english_words() -> dict[str, list[tuple[float, str]]]:
     from wordfreq import get_frequency_dict
 
     by_key: dict[str, list[tuple[float, str]]] = {}
@@ -144,6 +152,10 @@ def _english_words() -> dict[str, list[tuple[float, str]]]:
     for words in by_key.values():
         words.sort(reverse=True)
     return by_key
+
+
+# Changes whenever _latin_key or _KEY_LATIN does, so that no word list keyed the old way is read.
+_KEY_VERSION = 1
 
 
 def _latin_key(word: str) -> str:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from app.text.arabic import STOPWORDS, detect_language, tokenize
+from app.text.arabic import NORMALIZER_VERSION, STOPWORDS, detect_language, tokenize
+from app.text.cache import kept
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 TRANSLATION_WEIGHT = 0.5
 
 DICTD_DIR = Path("/usr/share/dictd")
+# Parsing a dictionary takes about 2 s (every headword tokenised as the index's terms are), reading the kept copy
+# about 0.3 s (Dictionary.load); a change to `parse` changes this so that no copy of the old parse is read.
+PARSER_VERSION = 1
 # Question language -> the dictionary that translates it, and the article language it translates into.
 DICTIONARIES = {"en": ("freedict-eng-ara", "ar"), "ar": ("freedict-ara-eng", "en")}
 
@@ -83,6 +87,16 @@ class Dictionary:
 
     @classmethod
     def load(cls, prefix: Path, language: str) -> Dictionary:
+        """The dictionary at `prefix` (see `parse`), parsed once per machine: the parsed copy is kept by
+        app.text.cache, keyed by the files' size and time and the normaliser's and parser's versions."""
+        files = [Path(f"{prefix}.index"), Path(f"{prefix}.dict.dz")]
+        stamp = "-".join(f"{f.stat().st_size}-{f.stat().st_mtime_ns}" for f in files)
+        key = f"{Path(prefix).name}-{stamp}-n{NORMALIZER_VERSION}-p{PARSER_VERSION}"
+        dictionary = kept(key, lambda: cls.parse(prefix, language), cls)
+        return dictionary if dictionary.language == language else cls.parse(prefix, language)
+
+    @classmethod
+    def parse(cls, prefix: Path, language: str) -> Dictionary:
         """From `prefix`.index (headword, offset, length; numbers in dictd's base64 digits) and `prefix`.dict.dz
         (gzip-compatible). A body is the headword with its pronunciation, then one line of translations separated
         by commas, or numbered lines ("1. ...")."""
