@@ -143,12 +143,6 @@ def quote_scores(q: Question, chosen: Sequence[int]) -> tuple[float, float]:
     return precision, len(covered) / q.n_gold if q.n_gold else 0.0
 
 
-def _layout(q: Question) -> tuple[list[str], list[int], np.ndarray]:
-    evidence = q.candidates.evidence
-    return ([e.article_id for e in evidence], [e.chunk_index for e in evidence],
-            np.array([not e.heading for e in evidence]))
-
-
 def pooled_scores(questions: Sequence[Question], choices: Sequence[list[int]]) -> tuple[float, float]:
     """Strict precision pooled over every quote of the answerable questions, and quote recall averaged over them:
     how app.eval pools them."""
@@ -164,7 +158,7 @@ def pooled_scores(questions: Sequence[Question], choices: Sequence[list[int]]) -
 
 def _selection_score(questions: Sequence[Question], probabilities: Sequence[np.ndarray], selection: Selection
                      ) -> float:
-    choices = [choose(p, *_layout(q), selection) if q.answerable and len(p) else []
+    choices = [choose(p, *q.candidates.layout(), selection) if q.answerable and len(p) else []
                for q, p in zip(questions, probabilities)]
     precision, recall = pooled_scores(questions, choices)
     return min(precision - PRECISION_BAR, recall - RECALL_BAR)
@@ -216,7 +210,7 @@ def model_choice(model: EvidenceModel, q: Question) -> list[int]:
     answerable = model.question.probability(question_features(q.index, q.question, q.retrieval, q.candidates, p))[0]
     if answerable < model.selection.abstain_below:
         return []
-    return choose(p, *_layout(q), model.selection)
+    return choose(p, *q.candidates.layout(), model.selection)
 
 
 def evaluate(choices: Sequence[list[int]], questions: Sequence[Question]) -> dict:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import numpy as np
-
 from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
 from app.answer.features import question_features, sentence_features
 from app.answer.model import EvidenceModel, choose
@@ -135,11 +133,18 @@ class ExtractiveAnswerer:
         return cls(index, corpus, names=names,
                    model=EvidenceModel.load(settings.evidence_model) if settings.evidence_model else None)
 
+    def _scored(self, question: str, retrieval: Retrieval) -> list[Evidence] | None:
+        """The retrieved chunks' sentences, scored, best first (only the named outlets' when the question names
+        some); None when the question names someone or something no article mentions."""
+        if self.names is not None and self.names.unknown_names(question):
+            return None
+        return self._from_named_outlets(question, self.scorer.score(retrieval))
+
     def evidence(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences that may answer, best first; empty when the sources do not answer the question."""
-        if self.names is not None and self.names.unknown_names(question):
-            return []  # it asks about someone or something no article mentions
-        evidence = self._from_named_outlets(question, self.scorer.score(retrieval))
+        evidence = self._scored(question, retrieval)
+        if not evidence:
+            return []  # no sentence, or it asks about someone or something no article mentions
         if detect_language(question) == CORPUS_LANGUAGE:
             # The question is written in the articles' language: a sentence sharing none of its terms is
             # not evidence for it, however close its embedding.
@@ -172,10 +177,8 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, retrieval: Retrieval):
         """The question's candidate sentences with their features (app/answer/features.py), None when it names
         someone or something no article mentions."""
-        if self.names is not None and self.names.unknown_names(question):
-            return None
-        evidence = self._from_named_outlets(question, self.scorer.score(retrieval))
-        return sentence_features(self.index, question, retrieval, evidence)
+        evidence = self._scored(question, retrieval)
+        return None if evidence is None else sentence_features(self.index, question, retrieval, evidence)
 
     def _select_with_model(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         candidates = self.candidates(question, retrieval)
@@ -186,10 +189,8 @@ class ExtractiveAnswerer:
             question_features(self.index, question, retrieval, candidates, probabilities))[0]
         if answerable < self.model.selection.abstain_below:
             return []
-        evidence = candidates.evidence
-        chosen = choose(probabilities, [e.article_id for e in evidence], [e.chunk_index for e in evidence],
-                        np.array([not e.heading for e in evidence]), self.model.selection)
-        return self._cited_together([evidence[i] for i in chosen], retrieval)
+        chosen = choose(probabilities, *candidates.layout(), self.model.selection)
+        return self._cited_together([candidates.evidence[i] for i in chosen], retrieval)
 
     def select(self, question: str, retrieval: Retrieval) -> list[Evidence]:
         """The sentences to quote, best first; empty when the evidence is too weak to answer."""

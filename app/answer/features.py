@@ -55,6 +55,12 @@ class Candidates:
     lexical_raw: np.ndarray  # coverage before BM25's share: the question-level features read it
     weights: dict[str, float]  # the question's term weights
 
+    def layout(self) -> tuple[list[str], list[int], np.ndarray]:
+        """What app.answer.model.choose reads besides the probabilities: each candidate's article and chunk, and
+        whether it may be quoted (headlines may not)."""
+        return ([e.article_id for e in self.evidence], [e.chunk_index for e in self.evidence],
+                np.array([not e.heading for e in self.evidence], dtype=bool))
+
 
 def sentence_features(index: Index, question: str, retrieval: Retrieval, evidence: list[Evidence]) -> Candidates:
     n = len(evidence)

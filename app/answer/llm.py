@@ -222,8 +222,10 @@ class LLMAnswerer:
         if self.strategy == "evidence":
             if evidence is None:
                 evidence = self.selector.select(question, retrieval)
+            english = self.selector.english if language == "en" else None  # one renderer, not one per line
             numbered = "\n".join(
-                f"[{n}] ({source_line(self.corpus.articles[e.article_id], language)}) {' '.join(e.text.split())}"
+                f"[{n}] ({source_line(self.corpus.articles[e.article_id], language, english)}) "
+                f"{' '.join(e.text.split())}"
                 for n, e in enumerate(evidence, 1)
             )
             user = self.user.safe_substitute(names, evidence=numbered, question=question)
