@@ -237,23 +237,13 @@ class HybridRetriever:
               translated: Sequence[tuple[int, float]] = ()) -> list[tuple[int, dict]]:
         """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
         fused: dict[int, dict] = {}
-        rrf_k = self.rules.rrf_k
-        for rank, (i, score) in enumerate(dense, 1):
-            entry = fused.setdefault(i, {"score": 0.0})
-            entry.update(dense_rank=rank, dense_score=score)
-            entry["score"] += 1.0 / (rrf_k + rank)
-        for rank, (i, score) in enumerate(sentence, 1):
-            entry = fused.setdefault(i, {"score": 0.0})
-            entry.update(sentence_rank=rank, sentence_score=score)
-            entry["score"] += self.rules.sentence_weight / (rrf_k + rank)
-        for rank, (i, score) in enumerate(lexical, 1):
-            entry = fused.setdefault(i, {"score": 0.0})
-            entry.update(bm25_rank=rank, bm25_score=score)
-            entry["score"] += bm25_weight / (rrf_k + rank)
-        for rank, (i, score) in enumerate(translated, 1):
-            entry = fused.setdefault(i, {"score": 0.0})
-            entry.update(translation_rank=rank, translation_score=score)
-            entry["score"] += self.rules.translation_weight / (rrf_k + rank)
+        rankings = (("dense", dense, 1.0), ("sentence", sentence, self.rules.sentence_weight),
+                    ("bm25", lexical, bm25_weight), ("translation", translated, self.rules.translation_weight))
+        for name, ranking, weight in rankings:  # each ranking's rank and score become the Hit's `<name>_rank/_score`
+            for rank, (i, score) in enumerate(ranking, 1):
+                entry = fused.setdefault(i, {"score": 0.0})
+                entry.update({f"{name}_rank": rank, f"{name}_score": score})
+                entry["score"] += weight / (self.rules.rrf_k + rank)
 
         ranked: list[tuple[int, dict]] = []
         kept_spans: list[tuple[str, int, int]] = []
