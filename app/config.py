@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # "evidence": the app picks the sentences, the model phrases them; "passages": the model cites numbered chunks.
     llm_strategy: Literal["passages", "evidence"] = "evidence"
     llm_timeout: float = Field(60.0, gt=0)  # seconds before a provider call answers 504 (a local model needs more)
+    # A question in another language than the articles is also searched in the model's translation, and each quote
+    # in another language than the answer gets the model's rendering beside it: two more model calls an answer.
+    llm_translate: bool = True
 
     # Serving.
     host: str = "127.0.0.1"

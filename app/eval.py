@@ -307,6 +307,11 @@ def aggregate(records: Sequence[Mapping]) -> dict:
         "must_include_rate": _mean(r["must_include"] for r in answerable),
         "unsupported_citation_rate": _ratio(sum(r["unsupported_citations"] for r in records),
                                             sum(r["n_citations"] for r in records)),
+        # LLM mode: the share of cited quotes that carry a machine translation, and must_include counted over the
+        # answer together with those translations (what a reader of the answer and its citation panel sees).
+        "translated_quote_rate": _ratio(sum(r.get("translated_citations", 0) for r in records),
+                                        sum(r["n_citations"] for r in records)),
+        "must_include_with_translations_rate": _mean(r.get("must_include_with_translations") for r in answerable),
         "seconds": sum(r.get("seconds", 0.0) for r in records),
     }
     return {key: _round(value) for key, value in out.items()}
@@ -349,6 +354,7 @@ def score_question(gold: Mapping, answer: Mapping, gold_spans: Sequence[Span], n
                     for c in citations]
     checks = [citation_verified(c, raws.get(c["article_id"]), chunk_spans.get(c["chunk_id"])) for c in citations]
     included, missing = must_include_check(answer["answer"], gold["must_include"])
+    translations = [c["translation"]["text"] for c in citations if c.get("translation")]
     answerable = bool(gold["answerable"])
     record = {
         "answerable": answerable,
@@ -362,6 +368,10 @@ def score_question(gold: Mapping, answer: Mapping, gold_spans: Sequence[Span], n
         "prose_language": prose_language(answer["answer"]),
         "must_include": included if answerable else None,
         "must_include_missing": missing if answerable else [],
+        "translated_citations": len(translations),
+        "must_include_with_translations": (
+            must_include_check(" ".join([answer["answer"], *translations]), gold["must_include"])[0]
+            if answerable and translations else (included if answerable else None)),
         "unsupported_citations": sum(1 for ok, _ in checks if not ok),
         "unsupported_reasons": [reason for _, reason in checks if reason],
     }
@@ -496,6 +506,7 @@ def run_questions(service, gold_rows: Sequence[dict], k: int) -> list[dict]:
             "citations": answer["citations"],
             "hits": [_slim_hit(h) for h in answer["hits"][:k]],
             "timings_ms": answer.get("timings_ms", {}),
+            "translated_question": result.retrieval.translated_question,
             **_top_evidence(service, gold["question"], result.retrieval),
             "metrics": metrics,
             "failures": metrics.pop("failures"),
@@ -714,6 +725,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=None,
                         help="score against the articles in this folder (indexed into a cache keyed by its content; "
                              "default: the service's corpus, RAG_CORPUS_DIR)")
+    parser.add_argument("--lang", choices=("ar", "en"), default=None,
+                        help="only the questions in this language (e.g. the generative mode's English questions)")
     parser.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: the service's top_k)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default eval/runs/<timestamp>)")
     parser.add_argument("--baseline", choices=("langchain",), default=None,
@@ -726,7 +739,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 TABLE_KEYS = ("retrieval_recall_at_k", "citation_precision", "citation_precision_strict", "citation_recall",
               "quote_recall", "abstention_accuracy", "false_abstention_rate", "language_match", "must_include_rate",
-              "unsupported_citation_rate", "median_ask_ms")
+              "unsupported_citation_rate", "translated_quote_rate", "must_include_with_translations_rate",
+              "median_ask_ms")
 
 
 def side_by_side(reports: Mapping[str, Mapping]) -> str:
@@ -763,7 +777,7 @@ def main(argv: Sequence[str] | None = None, *, service=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     try:
-        gold_rows = load_gold(args.gold)
+        gold_rows = [row for row in load_gold(args.gold) if args.lang is None or row["lang"] == args.lang]
         if service is None:
             service = build_service(args.mode, corpus_dir=args.corpus)
     except GoldError as exc:

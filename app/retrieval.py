@@ -37,6 +37,13 @@ class Hit(BaseModel):
     bm25_rank: int | None = None
     translation_score: float | None = None  # BM25 of the question's words translated into the articles' language
     translation_rank: int | None = None
+    # LLM mode: the question translated by the model into the articles' language, searched like the question itself.
+    translated_dense_score: float | None = None
+    translated_dense_rank: int | None = None
+    translated_sentence_score: float | None = None
+    translated_sentence_rank: int | None = None
+    translated_bm25_score: float | None = None
+    translated_bm25_rank: int | None = None
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Retrieval:
     bm25_weight: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     translations: list[TranslatedWord] = field(default_factory=list)
+    translated_question: str | None = None  # the model's translation of the question, when it was searched too
 
 
 # Weight of the question's term coverage when each article's sentences compete for the last slots; the answer to a
@@ -95,19 +103,19 @@ class HybridRetriever:
         """The languages the articles are in (their metadata's), which a question in another may be translated into."""
         return {article.meta.language for article in self.corpus.articles.values()}
 
-    def search(self, query: str, k: int) -> Retrieval:
+    def search(self, query: str, k: int, *, translated_question: str | None = None) -> Retrieval:
+        """The top `k` chunks for `query`. `translated_question` (LLM mode: the model's translation of the question
+        into the articles' language) is searched the same way, its rankings fused beside the question's own."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        query_vector = self.embedder.embed_queries([query])[0]
+        texts = [query] if translated_question is None else [query, translated_question]
+        vectors = self.embedder.embed_queries(texts)
+        query_vector = vectors[0]
         t1 = time.perf_counter()
         timings["embed_ms"] = (t1 - t0) * 1000
 
-        n_chunks = len(self.index.chunks)
-        depth = min(self.rules.candidates, n_chunks)
-        dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
-        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
-        nearest_sentences = self._nearest_sentences(query_vector, depth)
-        sentence = self._sentence_ranking(nearest_sentences, depth)
+        depth = min(self.rules.candidates, len(self.index.chunks))
+        dense, nearest_sentences, sentence = self._dense_rankings(query_vector, depth)
         t2 = time.perf_counter()
         timings["dense_ms"] = (t2 - t1) * 1000
 
@@ -115,14 +123,7 @@ class HybridRetriever:
         if self.names is not None:
             # Names in a Latin-script question, spelled as the Arabic articles spell them (Peskov → بيسكوف).
             terms += [t for t in tokenize(" ".join(self.names.arabic_spellings(query))) if t not in terms]
-        known = [t for t in terms if t in self.index.vocabulary]
-        # BM25 only speaks where the query's words exist in the corpus: an English question over Arabic
-        # articles matches almost nothing, and fusing its noise would push good dense hits down.
-        bm25_weight = len(known) / len(terms) if terms else 0.0
-        lexical: list[tuple[int, float]] = []
-        if known:
-            scores = self.index.bm25.get_scores(known)
-            lexical = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
+        lexical, bm25_weight = self._bm25_ranking(terms, depth)
         t3 = time.perf_counter()
         timings["bm25_ms"] = (t3 - t2) * 1000
 
@@ -133,10 +134,22 @@ class HybridRetriever:
         if translations:
             scores = synonym_set_scores(self.index.bm25, [word.alternatives for word in translations])
             translated = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
+        extra: list[tuple[str, list[tuple[int, float]], float]] = []
+        if translated_question is not None:
+            # The model's translation is a question in the articles' own language: its dense, best-sentence and
+            # BM25 rankings count as the question's own do, and its nearest sentences and terms join the question's.
+            t_dense, t_nearest, t_sentence = self._dense_rankings(vectors[1], depth)
+            t_terms = tokenize(translated_question)
+            t_lexical, t_weight = self._bm25_ranking(t_terms, depth)
+            extra = [("translated_dense", t_dense, 1.0), ("translated_sentence", t_sentence, self.rules.sentence_weight),
+                     ("translated_bm25", t_lexical, t_weight)]
+            nearest_sentences = _merge_nearest(nearest_sentences, t_nearest)
+            terms += [t for t in t_terms if t not in terms and t in self.index.vocabulary]
+            bm25_weight = max(bm25_weight, t_weight)
         t4 = time.perf_counter()
         timings["translation_ms"] = (t4 - t3) * 1000
 
-        fused = self._fuse(dense, sentence, lexical, bm25_weight, translated)
+        fused = self._fuse(dense, sentence, lexical, bm25_weight, translated, extra)
         # From here on the translations are query terms too: in the coverage that picks the articles' sentences for
         # the last slots and in the evidence scorer's (each measured as good or better on both development corpora
         # than leaving them out, docs/query-translation.md).
@@ -154,7 +167,24 @@ class HybridRetriever:
             fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, query_vector)
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
-        return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations)
+        return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations, translated_question)
+
+    def _dense_rankings(self, query_vector: np.ndarray, depth: int):
+        """(chunks by vector, the nearest sentences, chunks by their best sentence) for one query vector."""
+        scores, ids = self.index.dense.search(query_vector[None, :], depth)
+        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        nearest = self._nearest_sentences(query_vector, depth)
+        return dense, nearest, self._sentence_ranking(nearest, depth)
+
+    def _bm25_ranking(self, terms: list[str], depth: int) -> tuple[list[tuple[int, float]], float]:
+        """Chunks by BM25 over the terms the corpus knows, and BM25's weight in the fusion: the share of the terms it
+        knows. BM25 only speaks where the query's words exist in the corpus: an English question over Arabic articles
+        matches almost nothing, and fusing its noise would push good dense hits down."""
+        known = [t for t in terms if t in self.index.vocabulary]
+        if not known:
+            return [], 0.0
+        scores = self.index.bm25.get_scores(known)
+        return [(int(i), float(scores[i])) for i in top_positive(scores, depth)], len(known) / len(terms)
 
     def _nearest_sentences(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """The sentences closest to the query, (sentence id, similarity), best first."""
@@ -234,11 +264,13 @@ class HybridRetriever:
 
     def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
               lexical: list[tuple[int, float]], bm25_weight: float,
-              translated: Sequence[tuple[int, float]] = ()) -> list[tuple[int, dict]]:
+              translated: Sequence[tuple[int, float]] = (),
+              extra: Sequence[tuple[str, Sequence[tuple[int, float]], float]] = ()) -> list[tuple[int, dict]]:
         """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
         fused: dict[int, dict] = {}
         rankings = (("dense", dense, 1.0), ("sentence", sentence, self.rules.sentence_weight),
-                    ("bm25", lexical, bm25_weight), ("translation", translated, self.rules.translation_weight))
+                    ("bm25", lexical, bm25_weight), ("translation", translated, self.rules.translation_weight),
+                    *extra)
         for name, ranking, weight in rankings:  # each ranking's rank and score become the Hit's `<name>_rank/_score`
             for rank, (i, score) in enumerate(ranking, 1):
                 entry = fused.setdefault(i, {"score": 0.0})
@@ -261,6 +293,14 @@ class HybridRetriever:
             else chunk.article_id
         return Hit(rank=rank, chunk_id=chunk.chunk_id, article_id=chunk.article_id, title=title, start=chunk.start,
                    end=chunk.end, text=chunk.text, **entry)
+
+
+def _merge_nearest(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Two lists of (sentence id, similarity) as one, each sentence at its higher similarity, best first."""
+    best = dict(a)
+    for i, score in b:
+        best[i] = max(score, best.get(i, score))
+    return sorted(best.items(), key=lambda item: -item[1])
 
 
 def top_positive(scores: np.ndarray, k: int) -> np.ndarray:

@@ -275,9 +275,18 @@ class RagService:
         else:
             query = f"{turns[-1][0]}\n{question}" if turns else question
             asked = question
+        translated = None
+        generative = is_generative(answerer)
+        translating = generative and self.settings.llm_translate
+        languages = snapshot.retriever.article_languages
+        if translating and detect_language(query) not in languages:
+            # The model puts the question into the articles' language, searched beside the question itself.
+            if on_stage:
+                on_stage("translating")
+            translated = self._translate_question(answerer, query, detect_language(query), languages)
         if on_stage:
             on_stage("retrieving")
-        retrieval = snapshot.retriever.search(query, top_k or self.settings.top_k)
+        retrieval = snapshot.retriever.search(query, top_k or self.settings.top_k, translated_question=translated)
         if on_stage:
             on_stage("answering")
         t_answer = time.perf_counter()
@@ -289,6 +298,8 @@ class RagService:
         except RagError as exc:
             return AskResult(retrieval, error=exc)
         answer = guard_markers(answer, retrieval.hits)
+        if translating and answer.citations:
+            answer = self._translate_quotes(answerer, answer, snapshot.corpus, on_stage)
         answer.standalone_question = standalone
         answer.timings_ms = _rounded({
             **retrieval.timings_ms,
@@ -296,6 +307,37 @@ class RagService:
             "total_ms": (time.perf_counter() - started) * 1000,
         })
         return AskResult(retrieval, answer)
+
+    @staticmethod
+    def _translate_question(answerer, question: str, source: str, languages: set[str]) -> str | None:
+        """The model's translation of the question into the articles' language (the most common one), or None when
+        it fails: retrieval then goes on with the question and its dictionary translation, as offline."""
+        target = "ar" if "ar" in languages else sorted(languages)[0]
+        if target not in ("ar", "en") or source not in ("ar", "en"):
+            return None
+        try:
+            return answerer.translate_question(question, source, target)
+        except RagError as exc:
+            log.warning("question not translated: %s", exc)
+            return None
+
+    @staticmethod
+    def _translate_quotes(answerer, answer: Answer, corpus: Corpus,
+                          on_stage: Callable[[str], None] | None = None) -> Answer:
+        """LLM mode: each quote in another language than the answer gets the model's rendering beside it. The answer
+        stands without them when the model fails."""
+        languages = [corpus.articles[c.article_id].meta.language if c.article_id in corpus.articles else "ar"
+                     for c in answer.citations]
+        if all(language == answer.language for language in languages):
+            return answer
+        if on_stage:
+            on_stage("translating")
+        try:
+            citations = answerer.translate_quotes(answer.citations, answer.language, languages)
+        except RagError as exc:
+            log.warning("quotes not translated: %s", exc)
+            return answer
+        return answer.model_copy(update={"citations": citations})
 
     def article(self, article_id: str) -> Article:
         return self._snapshot.corpus.get(article_id)

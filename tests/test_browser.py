@@ -426,6 +426,33 @@ def test_abstention_and_unsupported_citations_look_different(make_page):
     assert not p.dialogs and not p.errors
 
 
+def test_a_machine_translation_shows_under_the_quote_marked_as_such(make_page):
+    p = make_page()
+    real = _post_json(p.base + "/ask", {"question": ENGLISH_QUESTION})
+    rendering = "The two navies signed a memorandum of understanding."
+    real["citations"][0]["translation"] = {"text": rendering, "language": "en", "machine": True,
+                                           "model": "openai/test-model"}
+    p.page.route("**/ask/stream", lambda route: route.fulfill(
+        status=200, content_type="text/event-stream",
+        body=f"event: answer\ndata: {json.dumps(real, ensure_ascii=False)}\n\n"))
+    card = p.ask(ENGLISH_QUESTION)
+    card.locator('.msg-body .chip[data-n="1"]').first.click()
+    box = p.page.locator("#panel-translation")
+    box.wait_for(state="visible")
+    assert p.page.locator("#panel-translation-text").text_content() == rendering
+    assert "Machine translation" in box.inner_text() and "openai/test-model" in box.inner_text()
+    # below the verbatim passage, which still highlights the source's own words
+    assert p.page.locator("#passage mark").text_content() == real["citations"][0]["quote"]
+    assert box.evaluate("n => n.getBoundingClientRect().top") > \
+        p.page.locator("#passage").evaluate("n => n.getBoundingClientRect().top")
+    p.shot("laptop-machine-translation")
+    # a citation without a translation hides the box again
+    if len(real["citations"]) > 1:
+        card.locator(f'.msg-body .chip[data-n="{real["citations"][1]["n"]}"]').first.click()
+        p.page.locator("#panel-translation").wait_for(state="hidden")
+    assert not p.dialogs and not p.errors
+
+
 def test_phone_layout_arabic_ui_and_citation_drawer(make_page):
     p = make_page(PHONE)
     p.page.locator('.segmented label:has(input[value="ar"])').click()

@@ -68,4 +68,4 @@ def test_every_setting_is_in_the_readmes_settings_table():
     rows = "\n".join(line.split("|")[1] for line in section.splitlines() if line.startswith("| `"))
     missing = [name for name in Settings.model_fields if f"`RAG_{name.upper()}`" not in rows]
     assert not missing, f"settings missing from README's settings table: {missing}"
-    assert len(Settings.model_fields) <= 20  # what a user sets; tuning constants live beside their code
+    assert len(Settings.model_fields) <= 25  # what a user sets; tuning constants live beside their code

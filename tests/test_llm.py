@@ -272,7 +272,9 @@ def test_a_follow_up_is_condensed_into_a_standalone_question_before_retrieval(se
     calls: list[dict] = []
     standalone = "What did Kremlin spokesman Dmitry Peskov tell CNBC about cooperation with Iran?"
     settings = seed_settings.model_copy(update={"llm_model": MODEL})
-    completion = _recording_completion([standalone, "Peskov said cooperation with Iran develops [1]."], calls)
+    translated = "ماذا قال المتحدث باسم الكرملين دميتري بيسكوف لشبكة سي إن بي سي عن التعاون مع إيران؟"
+    completion = _recording_completion([standalone, translated, "Peskov said cooperation with Iran develops [1].",
+                                        "[1] Peskov said cooperation with Iran develops."], calls)
     llm = _generative(service, settings, LLMAnswerer(service.index, service.corpus, service.embedder, settings,
                                                      completion, strategy="passages"))
     history = [{"question": "Who speaks for the Kremlin?", "answer": "Dmitry Peskov [1]."}]
@@ -282,7 +284,8 @@ def test_a_follow_up_is_condensed_into_a_standalone_question_before_retrieval(se
     assert "Who speaks for the Kremlin?" in condense_prompt and "what did he tell CNBC" in condense_prompt
     assert "[1]" not in condense_prompt  # earlier answers go in without their markers
     assert answer.standalone_question == standalone
-    assert standalone in calls[1]["messages"][1]["content"]  # the answer is written for the standalone question
+    assert standalone in calls[1]["messages"][1]["content"]  # the standalone question is what gets translated...
+    assert standalone in calls[2]["messages"][1]["content"]  # ...and answered
     assert any("بيسكوف" in h.text for h in answer.hits)  # and retrieval ran on it
 
 
@@ -315,3 +318,71 @@ def test_ask_stream_sends_the_models_tokens_before_the_final_answer(service, see
     assert names[-1] == "answer" and names.count("token") > 5 and names.index("token") > names.index("status")
     assert "".join(tokens) == "Peskov said Russia develops cooperation with Iran [1]."
     assert events[-1][1]["citations"][0]["n"] == 1
+
+
+def _translation_call(call: dict) -> bool:
+    return "translate" in call["messages"][0]["content"]
+
+
+def test_an_english_question_is_also_searched_in_the_models_arabic_translation(service, seed_settings):
+    calls: list[dict] = []
+    translated = "ماذا قال بيسكوف عن التعاون مع إيران؟"
+    rendering = "Peskov said that Russia is developing its cooperation with Iran."
+    settings = seed_settings.model_copy(update={"llm_model": MODEL})
+    completion = _recording_completion(
+        [translated, "Peskov said cooperation with Iran develops [1].", f"[1] {rendering}"], calls)
+    llm = _generative(service, settings, LLMAnswerer(service.index, service.corpus, service.embedder, settings,
+                                                     completion, strategy="evidence"))
+    result = llm.ask_with_retrieval(PESKOV_Q, "en")
+
+    assert _translation_call(calls[0]) and PESKOV_Q in calls[0]["messages"][1]["content"]
+    assert result.retrieval.translated_question == translated
+    # The translation is searched like the question: its Arabic words reach BM25 and rank chunks.
+    assert any(h.translated_bm25_rank is not None for h in result.retrieval.hits)
+    assert any("بيسكوف" in h.text for h in result.retrieval.hits[:2])
+    citation = result.answer.citations[0]
+    assert citation.translation is not None and citation.translation.text == rendering
+    assert citation.translation.machine and citation.translation.model == MODEL and citation.translation.language == "en"
+    # The quote and its span stay the source's own words.
+    assert service.corpus.get(citation.article_id).raw[citation.start : citation.end] == citation.quote
+    assert rendering not in result.answer.answer and "بيسكوف" in citation.quote
+
+
+def test_an_arabic_question_over_arabic_articles_is_neither_translated_nor_its_quotes(service, seed_settings):
+    calls: list[dict] = []
+    settings = seed_settings.model_copy(update={"llm_model": MODEL})
+    completion = _recording_completion(["قال بيسكوف إن التعاون مع إيران يتطور [1]."], calls)
+    llm = _generative(service, settings, LLMAnswerer(service.index, service.corpus, service.embedder, settings,
+                                                     completion, strategy="passages"))
+    answer = llm.ask("ماذا قال بيسكوف عن التعاون مع إيران؟", "ar")
+    assert len(calls) == 1 and not answer.abstained
+    assert all(c.translation is None for c in answer.citations)
+
+
+def test_a_translation_that_only_repeats_the_arabic_or_skips_a_number_is_left_out(service, llm_service):
+    answer, _ = _ask(service, llm_service(strategy="passages", mock_response="Iran sent drones [1]. Russia paid [2]."),
+                     "What did Iran send Russia and what did it get?")
+    assert len(answer.citations) == 2
+    first, second = answer.citations
+    reply = f"[1] {first.quote}\n[3] Russia paid for them."
+    translated = llm_service(mock_response=reply).translate_quotes(answer.citations, "en", ["ar", "ar"])
+    assert [c.translation for c in translated] == [None, None]
+    assert [c.quote for c in translated] == [first.quote, second.quote]
+
+
+def test_a_failing_translation_leaves_the_answer_standing(service, seed_settings):
+    from litellm import ModelResponse
+
+    def completion(**kwargs):
+        if _translation_call(kwargs):
+            raise ConnectionError("the model server went away")
+        return ModelResponse(choices=[{"message": {"role": "assistant",
+                                                   "content": "Peskov said cooperation with Iran develops [1]."}}])
+
+    settings = seed_settings.model_copy(update={"llm_model": MODEL})
+    llm = _generative(service, settings, LLMAnswerer(service.index, service.corpus, service.embedder, settings,
+                                                     completion, strategy="evidence"))
+    result = llm.ask_with_retrieval(PESKOV_Q, "en")
+    assert result.error is None and not result.answer.abstained
+    assert result.retrieval.translated_question is None
+    assert all(c.translation is None for c in result.answer.citations)

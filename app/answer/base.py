@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypeGuard
 
-from app.answer.models import Answer
+from app.answer.models import Answer, Citation
 from app.retrieval import Retrieval
 
 
@@ -31,6 +31,15 @@ class GenerativeAnswerer(Answerer, Protocol):
 
     def condense(self, question: str, history: Sequence[tuple[str, str]], language: str) -> str:
         """The follow-up `question` rewritten as a standalone one, given (question, answer) pairs, oldest first."""
+        ...
+
+    def translate_question(self, question: str, source: str, target: str) -> str | None:
+        """The question in language `target` (the articles'), for retrieval; None when no plausible translation."""
+        ...
+
+    def translate_quotes(self, citations: Sequence[Citation], target: str,
+                         source_languages: Sequence[str]) -> list[Citation]:
+        """The citations, those whose quote is in another language than `target` with a machine `translation`."""
         ...
 
 

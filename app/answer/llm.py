@@ -25,7 +25,7 @@ import numpy as np
 
 from app.answer.evidence import Evidence
 from app.answer.extractive import ExtractiveAnswerer, source_line
-from app.answer.models import ABSTENTION, CITATION_MARKER, Answer, Citation
+from app.answer.models import ABSTENTION, CITATION_MARKER, Answer, Citation, QuoteTranslation
 from app.config import PROJECT_ROOT, Settings
 from app.corpus import Corpus
 from app.embeddings import Embedder
@@ -63,6 +63,14 @@ SUPPORT_THRESHOLD = 0.82
 CONDENSE_TURNS = 3
 CONDENSE_ANSWER_CHARS = 600
 CONDENSE_MAX_TOKENS = 120
+# Translating a question for retrieval: the reply's cap, and how much longer than the question it may be.
+TRANSLATE_QUESTION_MAX_TOKENS = 160
+# Translating the cited quotes: tokens per quote character (Arabic runs ~3-4 characters a token; English needs
+# about as many tokens as the Arabic), with a floor.
+TRANSLATE_QUOTES_TOKENS_PER_CHAR = 0.6
+TRANSLATE_QUOTES_MIN_TOKENS = 200
+_NUMBERED_LINE = re.compile(r"^\s*\[(\d+)\]\s*[:.)-]?\s*(.+?)\s*$")
+_SCRIPT = {"ar": re.compile(r"[\u0600-\u06FF]"), "en": re.compile(r"[A-Za-z]")}
 PROMPTS = {
     "passages": ("answer_system.txt", "answer_user.txt"),
     "evidence": ("evidence_system.txt", "evidence_user.txt"),
@@ -112,6 +120,12 @@ def claims_by_marker(text: str) -> list[tuple[str, set[int]]]:
         else:
             claims.append((words, numbers))
     return claims
+
+
+def _mostly_arabic(text: str) -> bool:
+    """Whether most of the letters are Arabic: a "translation" into English that only repeats the quote."""
+    letters = _LETTER.findall(text)
+    return bool(letters) and len(_SCRIPT["ar"].findall(text)) > len(letters) / 2
 
 
 class LLMAnswerer:
@@ -211,6 +225,59 @@ class LLMAnswerer:
         if not standalone or len(standalone) > max(4 * len(question), 400):
             return question
         return standalone
+
+    # -- translation ----------------------------------------------------------------------------------------------
+
+    def translate_question(self, question: str, source: str, target: str) -> str | None:
+        """The question in the articles' language (`target`), for retrieval beside the question itself; None when
+        the model's reply is not a plausible translation (empty, in the wrong script, or far longer than the
+        question), in which case retrieval goes on with the dictionary translation alone."""
+        names = {"source_name": LANGUAGE_NAMES[source], "target_name": LANGUAGE_NAMES[target]}
+        messages = [
+            {"role": "system", "content": load_prompt("translate_question_system.txt").safe_substitute(names)},
+            {"role": "user", "content": load_prompt("translate_question_user.txt").safe_substitute(
+                names, question=" ".join(question.split()))},
+        ]
+        reply = self._complete(messages, max_tokens=TRANSLATE_QUESTION_MAX_TOKENS)
+        lines = [line.strip().strip('"«»') for line in reply.strip().splitlines() if line.strip()]
+        translated = " ".join(lines[0].split()) if lines else ""
+        if not translated or not _SCRIPT[target].search(translated) or len(translated) > max(3 * len(question), 300):
+            return None
+        return translated
+
+    def translate_quotes(self, citations: Sequence[Citation], target: str,
+                         source_languages: Sequence[str]) -> list[Citation]:
+        """The citations, each whose quote is in another language than `target` (its article's, in
+        `source_languages`) with the model's rendering of it in `translation`. One call for all the quotes; a line
+        the model does not number, or writes in the wrong script, leaves that citation without a translation (the
+        verbatim quote stays what the reader is shown as the source's words)."""
+        wanted = [(c, lang) for c, lang in zip(citations, source_languages) if lang != target]
+        if not wanted:
+            return list(citations)
+        source = wanted[0][1] if wanted[0][1] in LANGUAGE_NAMES else "ar"
+        names = {"source_name": LANGUAGE_NAMES[source], "target_name": LANGUAGE_NAMES[target]}
+        numbered = "\n".join(f"[{i}] {' '.join(c.quote.split())}" for i, (c, _) in enumerate(wanted, 1))
+        messages = [
+            {"role": "system", "content": load_prompt("translate_quotes_system.txt").safe_substitute(names)},
+            {"role": "user", "content": load_prompt("translate_quotes_user.txt").safe_substitute(names,
+                                                                                              quotes=numbered)},
+        ]
+        budget = max(TRANSLATE_QUOTES_MIN_TOKENS,
+                     int(TRANSLATE_QUOTES_TOKENS_PER_CHAR * sum(len(c.quote) for c, _ in wanted)))
+        reply = self._complete(messages, max_tokens=budget)
+        rendered: dict[int, str] = {}
+        for line in reply.splitlines():
+            match = _NUMBERED_LINE.match(line)
+            if match and int(match.group(1)) not in rendered:
+                rendered[int(match.group(1))] = match.group(2)
+        if not rendered and len(wanted) == 1 and reply.strip():  # one quote: a model may drop the number
+            rendered[1] = " ".join(reply.split())
+        by_n: dict[int, QuoteTranslation] = {}
+        for i, (citation, _) in enumerate(wanted, 1):
+            text = rendered.get(i, "")
+            if text and _SCRIPT[target].search(text) and not (target != "ar" and _mostly_arabic(text)):
+                by_n[citation.n] = QuoteTranslation(text=text, language=target, model=self.settings.llm_model or "")
+        return [c.model_copy(update={"translation": by_n[c.n]}) if c.n in by_n else c for c in citations]
 
     # -- prompts ------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,16 @@ from pydantic import BaseModel, Field
 from app.retrieval import Hit
 
 
+class QuoteTranslation(BaseModel):
+    """A language model's rendering of a quote in the answer's language: a reading aid beside the verbatim quote,
+    never the source's own words and never what the citation's span points at."""
+
+    text: str
+    language: Literal["ar", "en"]
+    machine: Literal[True] = Field(True, description="always true: a machine translation, not the source's wording")
+    model: str = Field(description="the model that translated it")
+
+
 class Citation(BaseModel):
     n: int = Field(description="the marker [n] in the answer text")
     article_id: str
@@ -21,6 +31,8 @@ class Citation(BaseModel):
     quote: str
     support: float = Field(description="how well the cited passage supports the sentence that cites it (0..1)")
     supported: bool
+    translation: QuoteTranslation | None = Field(
+        None, description="LLM mode, a quote in another language than the answer: the model's rendering of it")
 
 
 class Answer(BaseModel):

@@ -32,6 +32,9 @@
       condensing: "Reading the conversation…",
       retrieving: "Searching the articles…",
       answering: "Writing the answer…",
+      translating: "Translating…",
+      machineTranslation: "Machine translation",
+      machineTranslationHint: "Not the source's words: the quote above is what the article says.",
       sources: "Sources",
       copy: "Copy",
       copied: "Copied",
@@ -89,6 +92,9 @@
       condensing: "جارٍ قراءة المحادثة…",
       retrieving: "جارٍ البحث في المقالات…",
       answering: "جارٍ كتابة الإجابة…",
+      translating: "جارٍ الترجمة…",
+      machineTranslation: "ترجمة آلية",
+      machineTranslationHint: "ليست كلمات المصدر: الاقتباس أعلاه هو ما يقوله المقال.",
       sources: "المصادر",
       copy: "نسخ",
       copied: "تم النسخ",
@@ -814,6 +820,12 @@
 
     const meta = $("panel-meta");
     meta.replaceChildren(el("span", null, citation.source || t("outletUnknown")));
+    // LLM mode: the model's rendering of a quote in another language, under the passage and marked as such.
+    const translation = citation.translation;
+    $("panel-translation").hidden = !(translation && translation.text);
+    $("panel-translation-text").textContent = translation ? translation.text : "";
+    $("panel-translation-text").lang = translation ? translation.language : "";
+    $("panel-translation-model").textContent = translation && translation.model ? `· ${translation.model}` : "";
     const passage = $("passage");
     passage.className = "passage loading";
     passage.removeAttribute("lang");
