@@ -5,6 +5,7 @@ corpus — plus a hostile article whose "[9]" and "[1]" no text surface may pass
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import socket
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import httpx
 import openai
@@ -81,10 +83,9 @@ def service(setup) -> RagService:
     return setup[1]
 
 
-@pytest.fixture(scope="module")
-def server(setup):
+@contextmanager
+def serving(settings, service):
     """The app on a free loopback port, served by uvicorn in a thread (its lifespan runs, so /mcp is served)."""
-    settings, service = setup
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -102,6 +103,12 @@ def server(setup):
         live.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(setup):
+    with serving(*setup) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +238,43 @@ def test_other_v1_errors_and_a_huge_body_keep_openais_shape(server):
                         headers={"content-type": "application/json"})
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_json"
     assert httpx.post(f"{server}/ask", json={}).json()["detail"]  # the rest of the API keeps its own shape
+
+
+def _llm_service(service: RagService, **completion) -> RagService:
+    """The service answering through a mocked LLM (litellm's mock_response, or a failing completion function)."""
+    settings = service.settings.model_copy(update={"llm_model": "openai/mock-model"})
+    llm = copy.copy(service)
+    llm.settings = settings
+    llm.answerer = LLMAnswerer(service.index, service.corpus, service.embedder, settings, **completion)
+    return llm
+
+
+def test_llm_mode_streams_the_validated_answer_never_the_raw_tokens(service):
+    """The model writes a marker [7] that names no source: an OpenAI client, which cannot take a delta back, must
+    never receive it, streamed or not (RAGFlow's OpenAI endpoint passes such raw markers on)."""
+    llm = _llm_service(service, mock_response="وقعت روسيا وإيران اتفاقية للتعاون في مجال الطاقة [1]. وتشمل موانئ [7].")
+    with serving(service.settings, llm) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
+        request = {"model": MODEL_ID, "messages": [{"role": "user", "content": "ما الاتفاقية التي وقعتها روسيا وإيران؟"}]}
+        whole = client.chat.completions.create(**request)
+        text, chunks = _stream(client, **request)
+    assert text == whole.choices[0].message.content and "[7]" not in text and "[1]" in text
+    assert chunks[-1].citations == whole.citations and [c["n"] for c in whole.citations] == [1]
+
+
+def test_llm_provider_failures_reach_the_sdk_as_5xx_or_a_stream_error(service):
+    def failing(**_):
+        raise ConnectionError("provider down")
+
+    with serving(service.settings, _llm_service(service, completion=failing)) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
+        request = {"model": MODEL_ID, "messages": [{"role": "user", "content": "ما الاتفاقية التي وقعتها روسيا وإيران؟"}]}
+        with pytest.raises(openai.InternalServerError) as whole:
+            client.chat.completions.create(**request)
+        assert whole.value.status_code == 502 and "provider failed" in whole.value.message
+        with pytest.raises(openai.APIError) as streamed:
+            _stream(client, **request)
+        assert "provider failed" in streamed.value.message
 
 
 # -- the MCP server, through the official SDK's client ------------------------------------------------------------
