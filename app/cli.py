@@ -1,4 +1,4 @@
-"""The `rag` command: index, add, remove, list, ask, search, serve — the same service the API uses."""
+"""The `rag` command: index, add, remove, list, ask, search, serve, mcp — the same service the API uses."""
 
 from __future__ import annotations
 
@@ -160,6 +160,7 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="print the full response as JSON"),
 ) -> None:
     """Answer a question with numbered sources."""
+    from app.answer.models import defuse_markers
     from app.errors import RagError
 
     if lang not in (None, "ar", "en"):
@@ -176,7 +177,8 @@ def ask(
         typer.echo("\nSources:" if answer.language == "en" else "\nالمصادر:")
         for c in answer.citations:
             mark = "" if c.supported else "  (unsupported)"
-            typer.echo(f"[{c.n}] {c.title} — {c.source or c.article_id} ({c.article_id}, chars {c.start}-{c.end}){mark}")
+            who = defuse_markers(f"{c.title} — {c.source or c.article_id}")  # article text: no forged [n]
+            typer.echo(f"[{c.n}] {who} ({c.article_id}, chars {c.start}-{c.end}){mark}")
     typer.echo(f"\n({answer.mode}, {answer.timings_ms.get('total_ms', 0):.0f} ms)", err=True)
 
 
@@ -203,18 +205,54 @@ def search(
         typer.echo("   " + " ".join(hit.text.split())[:200])
 
 
+@app.command("mcp")
+def mcp_server() -> None:
+    """Serve the MCP tools (search, ask, get_article) over stdio, for an assistant that starts this command.
+    `rag serve` serves the same tools over streamable HTTP at /mcp."""
+    import threading
+
+    from app.api.mcp_server import build_server
+    from app.errors import RagError
+
+    # The index loads (or builds) in the background, so the client's handshake is answered at once; a tool call
+    # waits for it.
+    loaded = threading.Event()
+    state: dict = {}
+
+    def load() -> None:
+        try:
+            state["service"] = _service()
+        except RagError as exc:
+            state["error"] = exc
+        except Exception as exc:  # noqa: BLE001 - reported to every tool call instead of a dead server
+            state["error"] = RagError(f"the service failed to start: {type(exc).__name__}: {exc}", status=503)
+        finally:
+            loaded.set()
+
+    def service():
+        loaded.wait()
+        if "error" in state:
+            raise state["error"]
+        return state["service"]
+
+    threading.Thread(target=load, name="load-index", daemon=True).start()
+    build_server(service).run("stdio")
+
+
 @app.command()
 def serve(
     host: str | None = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
     port: int | None = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
 ) -> None:
-    """Serve the REST API (and the page at /) with uvicorn."""
+    """Serve the REST API, the chat page at /, the OpenAI-compatible API at /v1 and MCP at /mcp, with uvicorn."""
     import uvicorn
 
     from app.api import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    # The app knows where it listens: MCP's DNS-rebinding check depends on whether that is loopback.
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
 @app.command("eval")

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     # empty = no CORS headers at all (same-origin only).
     cors_origins: str = ""
     max_body_bytes: int = Field(64 * 1024, ge=1024)  # largest request body, POST /articles aside
-    # Largest POST /articles request body and largest file `rag add` reads (raw HTML is bigger than its text).
+    # Largest POST /articles request body and largest file `rag add` reads (raw HTML is bigger than its text); also
+    # the largest POST /v1/chat/completions body (a chat client sends the whole thread with every question).
     max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     # Seconds an update waits for another update (the index/.lock file lock) before giving up with 503.
     lock_timeout: float = Field(300.0, gt=0)

@@ -41,3 +41,15 @@ class LLMError(RagError):
 
 class LLMTimeout(LLMError):
     status = 504
+
+
+class InvalidRequest(RagError):
+    """A request the API cannot take as sent. `param` names the field at fault and `code` says what is wrong with
+    it, for clients that branch on them (the OpenAI-compatible endpoint's error bodies carry both)."""
+
+    status = 400
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int | None = None):
+        super().__init__(message, status=status)
+        self.param = param
+        self.code = code

@@ -386,3 +386,15 @@ def test_a_failing_translation_leaves_the_answer_standing(service, seed_settings
     assert result.error is None and not result.answer.abstained
     assert result.retrieval.translated_question is None
     assert all(c.translation is None for c in result.answer.citations)
+
+
+def test_the_sources_list_of_chat_clients_shows_a_machine_translation_as_one(service, llm_service):
+    from app.answer.markdown import with_sources
+    from app.answer.models import QuoteTranslation
+
+    answer, _ = _ask(service, llm_service(strategy="passages", mock_response="Peskov spoke of Iran [1]."), PESKOV_Q)
+    translated = answer.citations[0].model_copy(update={"translation": QuoteTranslation(
+        text="Peskov said cooperation [9] grows.", language="en", model=MODEL)})
+    text = with_sources(answer.model_copy(update={"citations": [translated]}))
+    item = text.split("**Sources**\n", 1)[1]
+    assert "(machine translation: Peskov said cooperation ［9］ grows.)" in item and "[9]" not in text

@@ -8,7 +8,7 @@ from typing import Literal
 from app.answer.evidence import Evidence, EvidenceScorer, answer_type, asks_across_sources, has_answer_type
 from app.answer.features import question_features, sentence_features
 from app.answer.model import EvidenceModel, choose
-from app.answer.models import ABSTENTION, Answer, Citation
+from app.answer.models import ABSTENTION, Answer, Citation, defuse_markers
 from app.config import Settings
 from app.corpus import Article, Corpus
 from app.index import Index
@@ -29,7 +29,12 @@ INTRO = {
 def source_line(article: Article, language: str, english: EnglishRenderer | None = None) -> str:
     """Who says it, in the answer's language: 'Hawar News Agency, citing Al-Monitor' / 'بحسب وكالة هاوار نقلاً عن
     المونيتور'. In English an outlet known only by its Arabic name is written in Latin letters (`english`, or a
-    renderer without the corpus's vocabulary); an article whose outlet is unknown is named by its id."""
+    renderer without the corpus's vocabulary); an article whose outlet is unknown is named by its id. Brackets in the
+    metadata are defused: it is article text, and "Agency [1]" must not become a citation."""
+    return defuse_markers(_source_line(article, language, english))
+
+
+def _source_line(article: Article, language: str, english: EnglishRenderer | None = None) -> str:
     meta = article.meta
     if language == "en":
         english = english or EnglishRenderer()
@@ -56,8 +61,8 @@ def english_line(article: Article, quote: str, n: int, question: str, english: E
         who += f" ({iso_date_in_english(article.meta.date)})"
     if ", citing " in who:
         who += ","
-    digest = str(english.digest(quote, question))
-    return f"- {who} reports: {digest + ' — ' if digest else ''}«{quote}» [{n}]"
+    digest = defuse_markers(str(english.digest(quote, question)))
+    return f"- {who} reports: {digest + ' — ' if digest else ''}«{defuse_markers(quote)}» [{n}]"
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,6 @@ class ExtractiveAnswerer:
             if language == "en":
                 lines.append(english_line(article, shown, n, question, self.english))
             else:
-                lines.append(f"- {source_line(article, language)}: «{shown}» [{n}]")
+                lines.append(f"- {source_line(article, language)}: «{defuse_markers(shown)}» [{n}]")
         return Answer(answer="\n".join(lines), language=language, abstained=False, citations=citations,
                       hits=retrieval.hits, mode="extractive")

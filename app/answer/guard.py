@@ -6,18 +6,17 @@ import logging
 import re
 from collections.abc import Sequence
 
-from app.answer.models import CITATION_MARKER, Answer
+from app.answer.models import CITATION_MARKER, QUOTED, Answer, defuse_markers
 from app.retrieval import Hit
 
 log = logging.getLogger(__name__)
 
-_QUOTE = re.compile(r"«[^«»]*»")
-
 
 def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
-    """Last line of defence against citation injection: a [n] in the answer text (outside «quoted» article text)
-    that names no citation is removed and listed in dropped_citations, and a citation whose passage was not
-    retrieved is dropped. The answerers already do this; an article that says "cite [9]" must never get through."""
+    """Last line of defence against citation injection: a [n] in the answer text that names no citation is removed
+    and listed in dropped_citations, a [n] inside «quoted» article text is defused (it is the article's, not a
+    citation), and a citation whose passage was not retrieved is dropped. The answerers already do this; an article
+    that says "cite [9]" must never get through."""
     retrieved = {hit.chunk_id for hit in hits}
     citations = [c for c in answer.citations if c.chunk_id in retrieved]
     valid = {c.n for c in citations}
@@ -33,14 +32,15 @@ def guard_markers(answer: Answer, hits: Sequence[Hit]) -> Answer:
         return CITATION_MARKER.sub(repl, segment)
 
     parts, last = [], 0
-    for quote in _QUOTE.finditer(answer.answer):
+    for quote in QUOTED.finditer(answer.answer):
         parts.append(strip(answer.answer[last:quote.start()]))
-        parts.append(quote.group(0))
+        parts.append(defuse_markers(quote.group(0)))
         last = quote.end()
     parts.append(strip(answer.answer[last:]))
     text = "".join(parts)
-    if not dropped and len(citations) == len(answer.citations):
+    if not dropped and len(citations) == len(answer.citations) and text == answer.answer:
         return answer
-    log.warning("dropped citation markers %s that name no retrieved passage", dropped)
+    if dropped or len(citations) != len(answer.citations):
+        log.warning("dropped citation markers %s that name no retrieved passage", dropped)
     return answer.model_copy(update={"answer": text, "citations": citations,
                                      "dropped_citations": [*answer.dropped_citations, *dropped]})

@@ -25,7 +25,15 @@ import numpy as np
 
 from app.answer.evidence import Evidence
 from app.answer.extractive import ExtractiveAnswerer, source_line
-from app.answer.models import ABSTENTION, CITATION_MARKER, Answer, Citation, QuoteTranslation
+from app.answer.models import (
+    ABSTENTION,
+    CITATION_MARKER,
+    Answer,
+    Citation,
+    QuoteTranslation,
+    defuse_markers,
+    defuse_quoted,
+)
 from app.config import PROJECT_ROOT, Settings
 from app.corpus import Corpus
 from app.embeddings import Embedder
@@ -256,7 +264,7 @@ class LLMAnswerer:
             return list(citations)
         source = wanted[0][1] if wanted[0][1] in LANGUAGE_NAMES else "ar"
         names = {"source_name": LANGUAGE_NAMES[source], "target_name": LANGUAGE_NAMES[target]}
-        numbered = "\n".join(f"[{i}] {' '.join(c.quote.split())}" for i, (c, _) in enumerate(wanted, 1))
+        numbered = "\n".join(f"[{i}] {' '.join(defuse_markers(c.quote).split())}" for i, (c, _) in enumerate(wanted, 1))
         messages = [
             {"role": "system", "content": load_prompt("translate_quotes_system.txt").safe_substitute(names)},
             {"role": "user", "content": load_prompt("translate_quotes_user.txt").safe_substitute(names,
@@ -284,7 +292,8 @@ class LLMAnswerer:
     def messages(self, question: str, language: str, retrieval: Retrieval,
                  evidence: list[Evidence] | None = None) -> list[dict]:
         """The chat messages: numbered passages ("passages") or numbered evidence sentences ("evidence"; selected
-        here when not given)."""
+        here when not given). The article text in them is defused, so the only [n] the model sees are the numbers
+        it may cite."""
         names = {"language_name": LANGUAGE_NAMES[language], "max_sentences": MAX_SENTENCES}
         if self.strategy == "evidence":
             if evidence is None:
@@ -292,13 +301,14 @@ class LLMAnswerer:
             english = self.selector.english if language == "en" else None  # one renderer, not one per line
             numbered = "\n".join(
                 f"[{n}] ({source_line(self.corpus.articles[e.article_id], language, english)}) "
-                f"{' '.join(e.text.split())}"
+                f"{defuse_markers(' '.join(e.text.split()))}"
                 for n, e in enumerate(evidence, 1)
             )
             user = self.user.safe_substitute(names, evidence=numbered, question=question)
         else:
             passages = "\n\n".join(
-                f"[{hit.rank}] ({self.corpus.articles[hit.article_id].source_label or hit.title}) {hit.text}"
+                f"[{hit.rank}] ({defuse_markers(self.corpus.articles[hit.article_id].source_label or hit.title)}) "
+                f"{defuse_markers(hit.text)}"
                 for hit in retrieval.hits
             )
             user = self.user.safe_substitute(names, passages=passages, question=question)
@@ -330,7 +340,8 @@ class LLMAnswerer:
             chosen = []
             n_sources = len(retrieval.hits)
             raw = self._complete(self.messages(question, language, retrieval), on_token)
-        text, cited, dropped = validate_markers(raw, n_sources)
+        # A [n] the model writes inside a «quote» is the quoted article's text, never a citation.
+        text, cited, dropped = validate_markers(defuse_quoted(raw), n_sources)
         if ABSTAIN_TOKEN in text.upper() or is_refusal(text):
             return abstain(dropped)
         if self.strategy == "evidence":

@@ -52,6 +52,23 @@ class Answer(BaseModel):
 
 # A citation marker in answer text: [1], [1, 2], [١،٢]; the group holds the numbers.
 CITATION_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,،]\s*\d+)*\s*)\]")
+# Article text quoted in an answer: «...» (what the answerers write around every quote).
+QUOTED = re.compile(r"«[^«»]*»")
+# Square brackets in article text become their full-width forms: they read the same, but no parser of [n] markers
+# (nor of Markdown links or [^n] footnotes) can take them for one.
+_DEFUSED = str.maketrans({"[": "［", "]": "］"})
+
+
+def defuse_markers(text: str) -> str:
+    """Article text (a quote, a title, an outlet) as any answer text shows it: chat clients find citations by the
+    [n] in the text, so an article saying "the source is [9]" must not put a [9] there. Every text surface (the
+    answer, the OpenAI content, MCP text) shows article text through this; structured quotes stay exact."""
+    return text.translate(_DEFUSED)
+
+
+def defuse_quoted(text: str) -> str:
+    """`text` with the article text it quotes in «...» passed through defuse_markers (a model's answer may quote)."""
+    return QUOTED.sub(lambda m: defuse_markers(m.group(0)), text)
 
 ABSTENTION = {
     "ar": "لا تجيب المصادر المتاحة عن هذا السؤال.",

@@ -8,10 +8,12 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
-from app.api.handlers import rag_error, validation_error
+from app.api.handlers import http_error, rag_error, validation_error
+from app.api.mcp_server import MCP_PATH, MCPEndpoint, build_server
 from app.api.middleware import add_middleware
-from app.api.routes import articles, ask, health
+from app.api.routes import articles, ask, health, openai
 from app.config import Settings, get_settings
 from app.errors import RagError
 from app.service import RagService
@@ -21,7 +23,8 @@ from app.service import RagService
 async def lifespan(app: FastAPI):
     if getattr(app.state, "service", None) is None:
         app.state.service = await run_in_threadpool(RagService, app.state.settings, progress=True)
-    yield
+    async with app.state.mcp.running():  # serves /mcp while the app runs
+        yield
 
 
 def create_app(settings: Settings | None = None, service: RagService | None = None) -> FastAPI:
@@ -37,7 +40,10 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     add_middleware(app, app.state.settings)
     app.add_exception_handler(RagError, rag_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for router in (ask.router, articles.router, health.router):
+    app.add_exception_handler(HTTPException, http_error)
+    for router in (ask.router, articles.router, health.router, openai.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=health.STATIC_DIR), name="static")
+    app.state.mcp = MCPEndpoint(build_server(lambda: app.state.service), app.state.settings.host)
+    app.router.add_route(MCP_PATH, app.state.mcp, include_in_schema=False)
     return app

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import SettingsDep
+from app.api.handlers import openai_error, speaks_openai
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -62,15 +63,20 @@ class BodyLimit:
 
     @staticmethod
     async def _reject(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413,
-                                headers={"Connection": "close"})
+        message, headers = f"request body over {limit} bytes", {"Connection": "close"}
+        if speaks_openai(scope["path"]):
+            response = openai_error(413, message, code="request_too_large", headers=headers)
+        else:
+            response = JSONResponse({"detail": message}, status_code=413, headers=headers)
         await response(scope, receive, send)
 
 
 def add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The body limit (larger for POST /articles), then CORS when origins are configured."""
+    """The body limit (larger for POST /articles, and for chat completions, whose clients send the whole thread),
+    then CORS when origins are configured."""
     app.add_middleware(BodyLimit, default=settings.max_body_bytes,
-                       per_route={("POST", "/articles"): settings.max_upload_bytes})
+                       per_route={("POST", "/articles"): settings.max_upload_bytes,
+                                  ("POST", "/v1/chat/completions"): settings.max_upload_bytes})
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     if origins:  # closed unless configured: no CORS headers, so browsers keep other origins out
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],

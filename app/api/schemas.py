@@ -7,14 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.answer.models import Answer
+from app.answer.markdown import without_sources
+from app.answer.models import Answer, Citation
 from app.corpus import Article, ArticleMeta
+from app.errors import InvalidRequest
 from app.ingest import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 from app.service import ArticleChange, SearchResult
 from app.text.unicode import NOT_TEXT, has_lone_surrogates
 
-__all__ = ["Answer", "ArticleChange", "ArticleDetail", "ArticleIn", "ArticleSummary", "AskRequest", "AskStreamRequest",
-           "ErrorBody", "SearchRequest", "SearchResult", "Turn"]
+__all__ = ["Answer", "ArticleChange", "ArticleDetail", "ArticleIn", "ArticleSummary", "AskOutput", "AskRequest",
+           "AskStreamRequest", "ChatCompletion", "ChatCompletionChunk", "ChatCompletionRequest", "ErrorBody", "ModelList",
+           "OpenAIErrorBody", "SearchRequest", "SearchResult", "Turn"]
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20
@@ -142,3 +145,206 @@ ASK_STREAM_RESPONSES = {
     },
     **INVALID,
 }
+
+
+# -- the OpenAI-compatible endpoint (/v1, app/api/routes/openai.py) ----------------------------------------------------
+
+# The model names GET /v1/models lists, and the answer language each fixes (None: the question's, or `lang`).
+MODEL_ID = "arabic-news-rag"
+MODELS: dict[str, Literal["ar", "en"] | None] = {MODEL_ID: None, f"{MODEL_ID}-ar": "ar", f"{MODEL_ID}-en": "en"}
+MAX_MESSAGES = 500  # a chat client sends the whole thread; only its last MAX_HISTORY_TURNS turns are read
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="when the live index was built (Unix time)")
+    owned_by: str = MODEL_ID
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content. Only text parts are read: the answer comes from the articles, not from
+    images or files sent along."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(max_length=64)
+    text: Text | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls, refusal…: accepted, not read
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Text | list[ContentPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content or () if part.type == "text" and part.text)
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request. Sampling settings (temperature, max_tokens, stop…) and any other field a
+    client sends are accepted and not read: the answer is quoted from the articles, or phrased from them under the
+    service's own model settings."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "من أين تأتي المسيرات التي تستخدمها روسيا؟"}]},
+        {"model": MODEL_ID, "stream": True, "lang": "en", "top_k": 5, "messages": [
+            {"role": "user", "content": "Who signed the naval memorandum?"},
+            {"role": "assistant", "content": "…"},
+            {"role": "user", "content": "And where was it signed?"}]}]})
+
+    model: str = Field(min_length=1, max_length=200, description=f"a model GET /v1/models lists: {', '.join(MODELS)} "
+                                                                   "(the -ar and -en ones answer in that language)")
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=MAX_MESSAGES,
+        description="the thread, oldest first: the last message is the user's question, earlier user/assistant "
+                    "pairs are the history a follow-up is read with; system messages are not read")
+    stream: bool | None = Field(False, description="server-sent chunks, the last carrying `citations`, then [DONE]")
+    n: int | None = Field(None, ge=1, le=1, description="one choice is written")
+    lang: Literal["ar", "en"] | None = Field(None, description="answer language (extra field; default: the "
+                                                                 "model's, else the question's)")
+    top_k: int | None = Field(None, ge=1, le=50, description="chunks to retrieve (extra field; default 5)")
+
+    def language(self) -> Literal["ar", "en"] | None:
+        """The answer language the request asks for (None: the question's); 404 for a model the service lacks."""
+        if self.model not in MODELS:
+            raise InvalidRequest(f"the model {self.model!r} does not exist: use one of {', '.join(MODELS)} "
+                                 "(GET /v1/models)", param="model", code="model_not_found", status=404)
+        fixed = MODELS[self.model]
+        if self.lang and fixed and self.lang != fixed:
+            raise InvalidRequest(f"lang {self.lang!r} contradicts the model {self.model!r}, which answers in "
+                                 f"{fixed!r}: drop lang or use {MODEL_ID}", param="lang", code="invalid_value")
+        return self.lang or fixed
+
+    def conversation(self) -> tuple[str, list[Turn]]:
+        """The question (the last message, which must be the user's) and the thread before it as turns: each user
+        message with the assistant's reply that followed it (without the Sources list the reply carried), the last
+        MAX_HISTORY_TURNS of them, trimmed to what a Turn holds. System, developer and tool messages are not read."""
+        last = len(self.messages) - 1
+        where = f"messages[{last}]"
+        if self.messages[last].role != "user":
+            raise InvalidRequest(f"the last message must be the user's question (its role is "
+                                 f"{self.messages[last].role!r}, not 'user')", param=f"{where}.role",
+                                 code="invalid_value")
+        question = self.messages[last].text.strip()
+        if not question:
+            raise InvalidRequest("the last message holds no text to ask", param=f"{where}.content",
+                                 code="invalid_value")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidRequest(f"the question is {len(question)} characters long: ask in at most "
+                                 f"{MAX_QUESTION_CHARS}", param=f"{where}.content", code="string_above_max_length")
+        pairs: list[list[str]] = []
+        for message in self.messages[:last]:
+            text = message.text.strip()
+            if message.role == "user" and text:
+                pairs.append([text[:MAX_QUESTION_CHARS], ""])
+            elif message.role == "assistant" and pairs and not pairs[-1][1]:
+                pairs[-1][1] = without_sources(text)[:MAX_HISTORY_ANSWER_CHARS]
+        return question, [Turn(question=q, answer=a) for q, a in pairs[-MAX_HISTORY_TURNS:]]
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str = Field(description="the answer with its [n] markers, then a Markdown list of the sources")
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    citations: list[Citation] = Field(description="the answer's citations, as POST /ask returns them (empty when "
+                                                  "it abstained)")
+    abstained: bool = Field(description="the sources do not answer: the content is the abstention sentence")
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = Field(None, exclude_if=lambda value: value is None)
+    content: str | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    # The last chunk only (the one with finish_reason "stop"), as in ChatCompletion.
+    citations: list[Citation] | None = Field(None, exclude_if=lambda value: value is None)
+    abstained: bool | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error, server_error…")
+    param: str | None = Field(None, description="the request field at fault")
+    code: str | None = Field(None, description="model_not_found, string_above_max_length, invalid_value…")
+
+
+class OpenAIErrorBody(BaseModel):
+    """What /v1 answers on any error, in OpenAI's shape, so OpenAI clients raise their own typed errors with it."""
+
+    error: OpenAIError
+
+
+OPENAI_ERRORS = {400: {"model": OpenAIErrorBody, "description": "an invalid request (OpenAI's shape)"},
+                 404: {"model": OpenAIErrorBody, "description": "no such model"},
+                 413: {"model": OpenAIErrorBody, "description": "request body too large"}}
+
+CHAT_COMPLETION_RESPONSES = {
+    200: {
+        "model": ChatCompletion,
+        "description": (
+            "A `chat.completion`, or with `stream: true` a text/event-stream of `chat.completion.chunk`s in OpenAI's "
+            "format: `data: {chunk}` lines, the first with the role, then the content (the validated answer, whole "
+            "lines), the last with `finish_reason: \"stop\"`, `citations` and `abstained`, then `data: [DONE]`. An "
+            "answerer failure after the stream began comes as `data: {\"error\": {...}}`."),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **OPENAI_ERRORS,
+    502: {"model": OpenAIErrorBody, "description": "LLM mode: the model provider failed"},
+    504: {"model": OpenAIErrorBody, "description": "LLM mode: the model provider timed out"},
+}
+
+
+# -- the MCP server's structured results (app/api/mcp_server.py) -------------------------------------------------------
+
+class AskOutput(BaseModel):
+    """The `ask` tool's result: the answer and its citations (article, span, exact quote), without the retrieved
+    hits (the `search` tool lists those)."""
+
+    answer: str = Field(description="the answer, each claim followed by the [n] of its citation")
+    language: Literal["ar", "en"]
+    abstained: bool = Field(description="the sources do not answer the question: no citations")
+    citations: list[Citation]
+    mode: Literal["extractive", "llm"]
+    standalone_question: str | None = Field(None, description="a follow-up, as the thread made it (LLM mode)")
+
+    @classmethod
+    def of(cls, answer: Answer) -> AskOutput:
+        return cls(answer=answer.answer, language=answer.language, abstained=answer.abstained,
+                   citations=answer.citations, mode=answer.mode, standalone_question=answer.standalone_question)

@@ -1,21 +1,29 @@
-"""POST /ask/stream's server-sent events: the service's stages and the model's tokens as they come, then the answer."""
+"""Server-sent events: POST /ask/stream's (the service's stages and the model's tokens as they come, then the answer)
+and POST /v1/chat/completions' (OpenAI's chunks of the validated answer, the last carrying the citations)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi.encoders import jsonable_encoder
 from starlette.concurrency import run_in_threadpool
 
+from app.answer.markdown import with_sources
 from app.answer.models import Answer
-from app.api.schemas import AskStreamRequest
+from app.api.handlers import openai_error_body
+from app.api.schemas import AskStreamRequest, ChatCompletionChunk, ChunkChoice, ChunkDelta, Turn
 from app.errors import RagError
 from app.service import RagService
 
 log = logging.getLogger(__name__)
+
+# While a slow answer (LLM mode) is being written, an SSE comment this often keeps proxies from closing the stream.
+KEEP_ALIVE_SECONDS = 10.0
 
 
 async def answer_events(service: RagService, body: AskStreamRequest) -> AsyncIterator[str]:
@@ -63,3 +71,43 @@ async def answer_events(service: RagService, body: AskStreamRequest) -> AsyncIte
     finally:
         if not task.done():
             task.cancel()
+
+
+async def completion_chunks(service: RagService, model: str, question: str, language: str | None,
+                            top_k: int | None, history: Sequence[Turn]) -> AsyncIterator[str]:
+    """OpenAI's `chat.completion.chunk`s: the role at once, then the content once the answer is validated — a whole
+    line a chunk, so no [n] is ever split — then a last chunk with `finish_reason`, `citations` and `abstained`, and
+    `data: [DONE]`. The model's raw tokens are not passed on as they come (unlike /ask/stream): an OpenAI client
+    appends every delta and cannot take back a marker the validation drops or a refusal it turns into an abstention.
+    A failure after the stream began comes as `data: {"error": ...}`, which OpenAI's SDKs raise as APIError."""
+    stamp = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
+
+    def chunk(delta: ChunkDelta, finish_reason: str | None = None, **last) -> str:
+        body = ChatCompletionChunk(**stamp, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)], **last)
+        return f"data: {body.model_dump_json()}\n\n"
+
+    yield chunk(ChunkDelta(role="assistant", content=""))
+    work = asyncio.ensure_future(run_in_threadpool(service.ask, question, language, top_k, history))
+    try:
+        while True:
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(work), KEEP_ALIVE_SECONDS)
+                break
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+    except RagError as exc:
+        error = openai_error_body(exc.status, exc.message, param=getattr(exc, "param", None),
+                                  code=getattr(exc, "code", None))
+        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+        return
+    except Exception:  # noqa: BLE001 - the stream has started: report, do not raise
+        log.exception("/v1/chat/completions stream failed")
+        yield f"data: {json.dumps(openai_error_body(500, 'internal error while answering'))}\n\n"
+        return
+    finally:
+        if not work.done():  # the client went away: nobody waits for this answer
+            work.cancel()
+    for line in with_sources(answer).splitlines(keepends=True):
+        yield chunk(ChunkDelta(content=line))
+    yield chunk(ChunkDelta(), "stop", citations=answer.citations, abstained=answer.abstained)
+    yield "data: [DONE]\n\n"
