@@ -27,7 +27,8 @@ def ask(q, sentences):
     p = {"yes": 0.0, "no": 0.0}
     for t in top:
         k = t["token"].strip().lower()
-        if k in p: p[k] += math.exp(t["logprob"])
+        if k in p:
+            p[k] += math.exp(t["logprob"])
     return p["yes"] / (p["yes"] + p["no"]) if p["yes"] + p["no"] > 0 else 0.5
 
 out = []
