@@ -1,9 +1,9 @@
-"""Retrieval: dense (FAISS) and BM25 rankings of chunks, fused with weighted reciprocal rank fusion."""
+"""Retrieval: dense and BM25 rankings of chunks from the index's store (app/stores/), fused by reciprocal rank fusion,
+then near-duplicates dropped, a named outlet's chunks first and the last slots spread over the articles."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -12,7 +12,9 @@ from pydantic import BaseModel
 
 from app.corpus import Corpus
 from app.embeddings import Embedder
-from app.index import Index, TermCoverage, synonym_set_scores
+from app.index import Index, TermCoverage
+from app.stores import HybridQuery
+from app.stores.faiss_store import top_positive  # noqa: F401 - re-exported: tests and tools import it from here
 from app.text.arabic import tokenize
 from app.text.names import NameChecker
 from app.text.questions import source_terms
@@ -102,15 +104,6 @@ class HybridRetriever:
         t1 = time.perf_counter()
         timings["embed_ms"] = (t1 - t0) * 1000
 
-        n_chunks = len(self.index.chunks)
-        depth = min(self.rules.candidates, n_chunks)
-        dense_scores, dense_ids = self.index.dense.search(query_vector[None, :], depth)
-        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
-        nearest_sentences = self._nearest_sentences(query_vector, depth)
-        sentence = self._sentence_ranking(nearest_sentences, depth)
-        t2 = time.perf_counter()
-        timings["dense_ms"] = (t2 - t1) * 1000
-
         terms = tokenize(query)
         if self.names is not None:
             # Names in a Latin-script question, spelled as the Arabic articles spell them (Peskov → بيسكوف).
@@ -119,24 +112,21 @@ class HybridRetriever:
         # BM25 only speaks where the query's words exist in the corpus: an English question over Arabic
         # articles matches almost nothing, and fusing its noise would push good dense hits down.
         bm25_weight = len(known) / len(terms) if terms else 0.0
-        lexical: list[tuple[int, float]] = []
-        if known:
-            scores = self.index.bm25.get_scores(known)
-            lexical = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
-        t3 = time.perf_counter()
-        timings["bm25_ms"] = (t3 - t2) * 1000
-
         translations: list[TranslatedWord] = []
-        translated: list[tuple[int, float]] = []
         if self.translator is not None and self.rules.translation_weight > 0:
             translations = self.translator.translate(query, self.index.vocabulary, self.article_languages)
-        if translations:
-            scores = synonym_set_scores(self.index.bm25, [word.alternatives for word in translations])
-            translated = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
-        t4 = time.perf_counter()
-        timings["translation_ms"] = (t4 - t3) * 1000
+        t2 = time.perf_counter()
+        timings["terms_ms"] = (t2 - t1) * 1000
 
-        fused = self._fuse(dense, sentence, lexical, bm25_weight, translated)
+        depth = min(self.rules.candidates, len(self.index.chunks))
+        result = self.index.store.hybrid(HybridQuery(
+            query_vector, known, bm25_weight, [word.alternatives for word in translations], depth=depth,
+            sentence_depth=depth * 4, rrf_k=self.rules.rrf_k, sentence_weight=self.rules.sentence_weight,
+            translation_weight=self.rules.translation_weight))
+        timings.update(result.timings_ms)
+        nearest_sentences = result.nearest_sentences
+        t4 = time.perf_counter()
+        fused = self._without_near_duplicates(result.fused)
         # From here on the translations are query terms too: in the coverage that picks the articles' sentences for
         # the last slots and in the evidence scorer's (each measured as good or better on both development corpora
         # than leaving them out, docs/query-translation.md).
@@ -155,22 +145,6 @@ class HybridRetriever:
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
         return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations)
-
-    def _nearest_sentences(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        """The sentences closest to the query, (sentence id, similarity), best first."""
-        n = min(depth * 4, self.index.sentence_dense.ntotal)
-        scores, ids = self.index.sentence_dense.search(query_vector[None, :], n)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-    def _sentence_ranking(self, nearest: list[tuple[int, float]], depth: int) -> list[tuple[int, float]]:
-        """Chunks ranked by their best-matching sentence: a chunk whose one sentence answers the question
-        can score low as a whole when the rest of it is about something else."""
-        best: dict[int, float] = {}
-        for sentence_id, score in nearest:
-            for chunk_index in self.index.sentence_chunks[sentence_id]:
-                if chunk_index not in best:
-                    best[chunk_index] = score
-        return sorted(best.items(), key=lambda item: -item[1])[:depth]
 
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
                               terms: list[str], bm25_weight: float, k: int,
@@ -232,22 +206,11 @@ class HybridRetriever:
         text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
         return self.terms.sentence_terms(sentence_id, text)
 
-    def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
-              lexical: list[tuple[int, float]], bm25_weight: float,
-              translated: Sequence[tuple[int, float]] = ()) -> list[tuple[int, dict]]:
-        """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
-        fused: dict[int, dict] = {}
-        rankings = (("dense", dense, 1.0), ("sentence", sentence, self.rules.sentence_weight),
-                    ("bm25", lexical, bm25_weight), ("translation", translated, self.rules.translation_weight))
-        for name, ranking, weight in rankings:  # each ranking's rank and score become the Hit's `<name>_rank/_score`
-            for rank, (i, score) in enumerate(ranking, 1):
-                entry = fused.setdefault(i, {"score": 0.0})
-                entry.update({f"{name}_rank": rank, f"{name}_score": score})
-                entry["score"] += weight / (self.rules.rrf_k + rank)
-
+    def _without_near_duplicates(self, fused: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+        """The fused chunks, best first, without near-duplicates of better ones (overlapping chunks of one article)."""
         ranked: list[tuple[int, dict]] = []
         kept_spans: list[tuple[str, int, int]] = []
-        for i, entry in sorted(fused.items(), key=lambda item: -item[1]["score"]):
+        for i, entry in fused:
             chunk = self.index.chunks[i]
             if any(_mostly_overlaps(chunk.article_id, chunk.start, chunk.end, span) for span in kept_spans):
                 continue  # a near-duplicate of a better-ranked overlapping chunk
@@ -261,17 +224,6 @@ class HybridRetriever:
             else chunk.article_id
         return Hit(rank=rank, chunk_id=chunk.chunk_id, article_id=chunk.article_id, title=title, start=chunk.start,
                    end=chunk.end, text=chunk.text, **entry)
-
-
-def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the (at most) k highest positive scores, best first, ties by index. A partition, not a sort of
-    every chunk's score: at 10^6 chunks np.argsort took ~50 ms a query, the partition ~10 (bench/README.md)."""
-    if k <= 0 or not len(scores):
-        return np.zeros(0, dtype=np.int64)
-    kth = -np.partition(-scores, k - 1)[k - 1] if k < len(scores) else 0.0
-    # Everything scoring at least the k-th score (all positive ones when fewer are positive), ordered exactly.
-    candidates = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
-    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def _mostly_overlaps(article_id: str, start: int, end: int, other: tuple[str, int, int]) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app import stores
 from app.answer.base import Answerer, is_generative
 from app.answer.extractive import ExtractiveAnswerer
 from app.answer.guard import guard_markers
@@ -411,6 +412,7 @@ class RagService:
         index = build_index(corpus, self.settings, self.embedder, previous=state.index, progress=self._progress,
                             known_vectors=vectors)
         build = commit_update(self.settings.index_dir, self.settings.corpus_dir, index, change, base=state.build)
+        stores.retire_unused(self.settings, keep=build)  # a Qdrant server's collections of the replaced build
         update = index.manifest["update"]
         status = f"updated ({change.summary}; embedded {update['embedded_passages']} passages)"
         # One assignment publishes corpus, index, retriever and answerer together.
