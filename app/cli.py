@@ -207,6 +207,8 @@ def search(
 def serve(
     host: str | None = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
     port: int | None = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="server processes sharing the port; each sees every committed update"),
 ) -> None:
     """Serve the REST API (and the page at /) with uvicorn."""
     import uvicorn
@@ -214,7 +216,16 @@ def serve(
     from app.api import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    if settings.store == "qdrant" and settings.qdrant_path:
+        _fail("RAG_QDRANT_PATH (qdrant-client's local mode) opens in one process only: serve several workers from "
+              "the embedded engine (unset RAG_QDRANT_PATH) or a Qdrant server (RAG_QDRANT_URL)")
+    # Each worker builds its app from the same RAG_* environment; the first to start builds a missing index under
+    # the update lock and the others load it.
+    uvicorn.run("app.api.main:create_app", factory=True, workers=workers, host=host, port=port, log_level="info")
 
 
 @app.command("eval")
