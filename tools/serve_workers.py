@@ -1,7 +1,11 @@
 """Several API processes on one corpus: `/search` requests/s with `rag serve --workers 1` and `--workers 2`, per
 store, and whether every worker serves an article added through one of them.
 
-    python -m tools.serve_workers [--stores faiss,qdrant] [--workers 1,2] [--seconds 20] [--concurrency 8] [--out FILE]
+    python -m tools.serve_workers [--stores faiss,qdrant] [--workers 1,2] [--seconds 20] [--concurrency 8]
+                                  [--uncached] [--out FILE]
+
+As `rag serve` runs (question-vector cache on, and the load repeats its questions), or with --uncached every question
+embedded (uvicorn on the same app factory with the cache off).
 
 Each store gets a copy of the seeds indexed once; each server runs on a free loopback port and is stopped by its
 PID. After the load, one article is added with POST /articles (through whichever worker takes it), then /health is
@@ -49,12 +53,23 @@ def _http(port: int, path: str, body: dict | None = None, timeout: float = 60.0)
         return 0, {}
 
 
-def run_one(root: Path, store: str, workers: int, seconds: float, concurrency: int) -> dict:
+def uncached_app():
+    """The API with the question-vector cache off (--uncached), for uvicorn's --factory."""
+    import app.embeddings
+    from app.api.main import create_app
+
+    app.embeddings.QUERY_CACHE_SIZE = 0
+    return create_app()
+
+
+def run_one(root: Path, store: str, workers: int, seconds: float, concurrency: int, uncached: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"rag-workers-{store}-{workers}-"))
     shutil.copytree(root, work, dirs_exist_ok=True)
     port = free_port()
     log = open(work / "server.log", "wb")  # noqa: SIM115 - open while the server runs
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    command = (["-m", "uvicorn", "tools.serve_workers:uncached_app", "--factory"] if uncached
+               else ["-m", "app.cli", "serve"])
+    server = subprocess.Popen([sys.executable, *command, "--host", "127.0.0.1", "--port", str(port),
                                "--workers", str(workers)], env=_env(work, store), cwd=PROJECT_ROOT,
                               stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -67,9 +82,12 @@ def run_one(root: Path, store: str, workers: int, seconds: float, concurrency: i
         asyncio.run(_load("127.0.0.1", port, "/search", concurrency, 3, 60, 0))  # warm-up
         result = asyncio.run(_load("127.0.0.1", port, "/search", concurrency, seconds, 60, 0))
         status, change = _http(port, "/articles", {"content": NEW_ARTICLE, "format": "txt"})
-        builds = [_http(port, "/health")[1].get("build") for _ in range(20)]
-        result.update({"store": store, "workers": workers, "add_status": status, "new_build": change.get("build"),
-                       "health_builds_after_add": sorted(set(builds)),
+        healths = [_http(port, "/health")[1] for _ in range(20)]
+        builds = [h.get("build") for h in healths]
+        # The worker that took the add says "updated (...)"; one that reloaded it says how it loaded it.
+        statuses = sorted({h.get("index", "")[:40] for h in healths})
+        result.update({"store": store, "workers": workers, "question_cache": not uncached, "add_status": status, "new_build": change.get("build"),
+                       "health_builds_after_add": sorted(set(builds)), "health_statuses_after_add": statuses,
                        "every_answer_saw_the_update": status == 201 and all(b == change.get("build") for b in builds)})
         print(f"{store} workers={workers}: {result['requests_per_s']} req/s, p50 {result['latency_ms']['p50']} ms, "
               f"errors {result['errors']}; after an add every /health names the new build: "
@@ -101,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--uncached", action="store_true", help="question-vector cache off: every question embedded")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "serve-workers.json")
     args = parser.parse_args(argv)
     report = {"machine": machine_info(), "seconds": args.seconds, "concurrency": args.concurrency, "runs": []}
@@ -108,7 +127,7 @@ def main(argv=None) -> int:
         root = prepare(store)
         try:
             for workers in (int(w) for w in args.workers.split(",")):
-                report["runs"].append(run_one(root, store, workers, args.seconds, args.concurrency))
+                report["runs"].append(run_one(root, store, workers, args.seconds, args.concurrency, args.uncached))
         finally:
             shutil.rmtree(root, ignore_errors=True)
     report["machine"]["load_avg_end"] = machine_info()["load_avg"]
