@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import typer
 
@@ -243,6 +244,8 @@ def mcp_server() -> None:
 def serve(
     host: str | None = typer.Option(None, "--host", help="default RAG_HOST or 127.0.0.1"),
     port: int | None = typer.Option(None, "--port", help="default RAG_PORT or 8000"),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="server processes sharing the port; each sees every committed update"),
 ) -> None:
     """Serve the REST API, the chat page at /, the OpenAI-compatible API at /v1 and MCP at /mcp, with uvicorn."""
     import uvicorn
@@ -250,9 +253,19 @@ def serve(
     from app.api import create_app
 
     settings = get_settings()
+    host, port = host or settings.host, port or settings.port
     # The app knows where it listens: MCP's DNS-rebinding check depends on whether that is loopback.
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    settings = settings.model_copy(update={"host": host, "port": port})
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    if settings.store == "qdrant" and settings.qdrant_path:
+        _fail("RAG_QDRANT_PATH (qdrant-client's local mode) opens in one process only: serve several workers from "
+              "the embedded engine (unset RAG_QDRANT_PATH) or a Qdrant server (RAG_QDRANT_URL)")
+    # Each worker builds its app from the same RAG_* environment (RAG_HOST / RAG_PORT set from the options); the first
+    # to start builds a missing index under the update lock and the others load it.
+    os.environ["RAG_HOST"], os.environ["RAG_PORT"] = host, str(port)
+    uvicorn.run("app.api.main:create_app", factory=True, workers=workers, host=host, port=port, log_level="info")
 
 
 @app.command("eval")

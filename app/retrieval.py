@@ -1,10 +1,10 @@
-"""Retrieval: dense (FAISS) and BM25 rankings of chunks, fused with weighted reciprocal rank fusion."""
+"""Retrieval: dense and BM25 rankings of chunks from the index's store (app/stores/), fused by reciprocal rank fusion,
+then near-duplicates dropped, a named outlet's chunks first and the last slots spread over the articles."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -12,7 +12,9 @@ from pydantic import BaseModel
 
 from app.corpus import Corpus
 from app.embeddings import Embedder
-from app.index import Index, TermCoverage, synonym_set_scores
+from app.index import Index, TermCoverage
+from app.stores import HybridQuery
+from app.stores.faiss_store import top_positive  # noqa: F401 - re-exported: tests and tools import it from here
 from app.text.arabic import tokenize
 from app.text.names import NameChecker
 from app.text.questions import source_terms
@@ -108,48 +110,49 @@ class HybridRetriever:
         into the articles' language) is searched the same way, its rankings fused beside the question's own."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        texts = [query] if translated_question is None else [query, translated_question]
-        vectors = self.embedder.embed_queries(texts)
+        vectors = self.embedder.embed_queries([query] if translated_question is None else [query, translated_question])
         query_vector = vectors[0]
         t1 = time.perf_counter()
         timings["embed_ms"] = (t1 - t0) * 1000
-
-        depth = min(self.rules.candidates, len(self.index.chunks))
-        dense, nearest_sentences, sentence = self._dense_rankings(query_vector, depth)
-        t2 = time.perf_counter()
-        timings["dense_ms"] = (t2 - t1) * 1000
 
         terms = tokenize(query)
         if self.names is not None:
             # Names in a Latin-script question, spelled as the Arabic articles spell them (Peskov → بيسكوف).
             terms += [t for t in tokenize(" ".join(self.names.arabic_spellings(query))) if t not in terms]
-        lexical, bm25_weight = self._bm25_ranking(terms, depth)
-        t3 = time.perf_counter()
-        timings["bm25_ms"] = (t3 - t2) * 1000
-
+        known = [t for t in terms if t in self.index.vocabulary]
+        # BM25 only speaks where the query's words exist in the corpus: an English question over Arabic
+        # articles matches almost nothing, and fusing its noise would push good dense hits down.
+        bm25_weight = len(known) / len(terms) if terms else 0.0
         translations: list[TranslatedWord] = []
-        translated: list[tuple[int, float]] = []
         if self.translator is not None and self.rules.translation_weight > 0:
             translations = self.translator.translate(query, self.index.vocabulary, self.article_languages)
-        if translations:
-            scores = synonym_set_scores(self.index.bm25, [word.alternatives for word in translations])
-            translated = [(int(i), float(scores[i])) for i in top_positive(scores, depth)]
-        extra: list[tuple[str, list[tuple[int, float]], float]] = []
+        t2 = time.perf_counter()
+        timings["terms_ms"] = (t2 - t1) * 1000
+
+        depth = min(self.rules.candidates, len(self.index.chunks))
+        question = HybridQuery(
+            query_vector, known, bm25_weight, [word.alternatives for word in translations], depth=depth,
+            sentence_depth=depth * 4, rrf_k=self.rules.rrf_k, sentence_weight=self.rules.sentence_weight,
+            translation_weight=self.rules.translation_weight)
+        result = self.index.store.hybrid(question)
+        timings.update(result.timings_ms)
+        nearest_sentences = result.nearest_sentences
+        fused_rows = result.fused
         if translated_question is not None:
-            # The model's translation is a question in the articles' own language: its dense, best-sentence and
-            # BM25 rankings count as the question's own do, and its nearest sentences and terms join the question's.
-            t_dense, t_nearest, t_sentence = self._dense_rankings(vectors[1], depth)
+            # The model's translation is a question in the articles' own language, searched like the question: its
+            # rankings' reciprocal ranks add to the question's (one fusion over both), its nearest sentences and its
+            # terms join the question's.
             t_terms = tokenize(translated_question)
-            t_lexical, t_weight = self._bm25_ranking(t_terms, depth)
-            extra = [("translated_dense", t_dense, 1.0), ("translated_sentence", t_sentence, self.rules.sentence_weight),
-                     ("translated_bm25", t_lexical, t_weight)]
-            nearest_sentences = _merge_nearest(nearest_sentences, t_nearest)
-            terms += [t for t in t_terms if t not in terms and t in self.index.vocabulary]
+            t_known = [t for t in t_terms if t in self.index.vocabulary]
+            t_weight = len(t_known) / len(t_terms) if t_terms else 0.0
+            other = self.index.store.hybrid(replace(question, vector=vectors[1], terms=t_known, bm25_weight=t_weight,
+                                                    translation=()))
+            fused_rows = _add_fused(fused_rows, other.fused, "translated_")
+            nearest_sentences = _merge_nearest(nearest_sentences, other.nearest_sentences)
+            terms += [t for t in t_known if t not in terms]
             bm25_weight = max(bm25_weight, t_weight)
         t4 = time.perf_counter()
-        timings["translation_ms"] = (t4 - t3) * 1000
-
-        fused = self._fuse(dense, sentence, lexical, bm25_weight, translated, extra)
+        fused = self._without_near_duplicates(fused_rows)
         # From here on the translations are query terms too: in the coverage that picks the articles' sentences for
         # the last slots and in the evidence scorer's (each measured as good or better on both development corpora
         # than leaving them out, docs/query-translation.md).
@@ -168,39 +171,6 @@ class HybridRetriever:
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
         return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations, translated_question)
-
-    def _dense_rankings(self, query_vector: np.ndarray, depth: int):
-        """(chunks by vector, the nearest sentences, chunks by their best sentence) for one query vector."""
-        scores, ids = self.index.dense.search(query_vector[None, :], depth)
-        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        nearest = self._nearest_sentences(query_vector, depth)
-        return dense, nearest, self._sentence_ranking(nearest, depth)
-
-    def _bm25_ranking(self, terms: list[str], depth: int) -> tuple[list[tuple[int, float]], float]:
-        """Chunks by BM25 over the terms the corpus knows, and BM25's weight in the fusion: the share of the terms it
-        knows. BM25 only speaks where the query's words exist in the corpus: an English question over Arabic articles
-        matches almost nothing, and fusing its noise would push good dense hits down."""
-        known = [t for t in terms if t in self.index.vocabulary]
-        if not known:
-            return [], 0.0
-        scores = self.index.bm25.get_scores(known)
-        return [(int(i), float(scores[i])) for i in top_positive(scores, depth)], len(known) / len(terms)
-
-    def _nearest_sentences(self, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        """The sentences closest to the query, (sentence id, similarity), best first."""
-        n = min(depth * 4, self.index.sentence_dense.ntotal)
-        scores, ids = self.index.sentence_dense.search(query_vector[None, :], n)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-    def _sentence_ranking(self, nearest: list[tuple[int, float]], depth: int) -> list[tuple[int, float]]:
-        """Chunks ranked by their best-matching sentence: a chunk whose one sentence answers the question
-        can score low as a whole when the rest of it is about something else."""
-        best: dict[int, float] = {}
-        for sentence_id, score in nearest:
-            for chunk_index in self.index.sentence_chunks[sentence_id]:
-                if chunk_index not in best:
-                    best[chunk_index] = score
-        return sorted(best.items(), key=lambda item: -item[1])[:depth]
 
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
                               terms: list[str], bm25_weight: float, k: int,
@@ -262,24 +232,11 @@ class HybridRetriever:
         text = self.corpus.articles[sentence.article_id].raw[sentence.start : sentence.end]
         return self.terms.sentence_terms(sentence_id, text)
 
-    def _fuse(self, dense: list[tuple[int, float]], sentence: list[tuple[int, float]],
-              lexical: list[tuple[int, float]], bm25_weight: float,
-              translated: Sequence[tuple[int, float]] = (),
-              extra: Sequence[tuple[str, Sequence[tuple[int, float]], float]] = ()) -> list[tuple[int, dict]]:
-        """Chunks by weighted reciprocal rank fusion, best first, without near-duplicates of better ones."""
-        fused: dict[int, dict] = {}
-        rankings = (("dense", dense, 1.0), ("sentence", sentence, self.rules.sentence_weight),
-                    ("bm25", lexical, bm25_weight), ("translation", translated, self.rules.translation_weight),
-                    *extra)
-        for name, ranking, weight in rankings:  # each ranking's rank and score become the Hit's `<name>_rank/_score`
-            for rank, (i, score) in enumerate(ranking, 1):
-                entry = fused.setdefault(i, {"score": 0.0})
-                entry.update({f"{name}_rank": rank, f"{name}_score": score})
-                entry["score"] += weight / (self.rules.rrf_k + rank)
-
+    def _without_near_duplicates(self, fused: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+        """The fused chunks, best first, without near-duplicates of better ones (overlapping chunks of one article)."""
         ranked: list[tuple[int, dict]] = []
         kept_spans: list[tuple[str, int, int]] = []
-        for i, entry in sorted(fused.items(), key=lambda item: -item[1]["score"]):
+        for i, entry in fused:
             chunk = self.index.chunks[i]
             if any(_mostly_overlaps(chunk.article_id, chunk.start, chunk.end, span) for span in kept_spans):
                 continue  # a near-duplicate of a better-ranked overlapping chunk
@@ -295,23 +252,23 @@ class HybridRetriever:
                    end=chunk.end, text=chunk.text, **entry)
 
 
+def _add_fused(first: list[tuple[int, dict]], second: list[tuple[int, dict]], prefix: str) -> list[tuple[int, dict]]:
+    """Two fused rankings as one, best first: reciprocal rank fusion is a sum over rankings, so a chunk's scores add;
+    the second's per-ranking fields get `prefix` (the Hit's `translated_*`)."""
+    entries = {i: dict(entry) for i, entry in first}
+    for i, entry in second:
+        merged = entries.setdefault(i, {"score": 0.0})
+        merged["score"] += entry["score"]
+        merged.update({prefix + key: value for key, value in entry.items() if key != "score"})
+    return sorted(entries.items(), key=lambda item: -item[1]["score"])
+
+
 def _merge_nearest(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """Two lists of (sentence id, similarity) as one, each sentence at its higher similarity, best first."""
     best = dict(a)
     for i, score in b:
         best[i] = max(score, best.get(i, score))
     return sorted(best.items(), key=lambda item: -item[1])
-
-
-def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the (at most) k highest positive scores, best first, ties by index. A partition, not a sort of
-    every chunk's score: at 10^6 chunks np.argsort took ~50 ms a query, the partition ~10 (bench/README.md)."""
-    if k <= 0 or not len(scores):
-        return np.zeros(0, dtype=np.int64)
-    kth = -np.partition(-scores, k - 1)[k - 1] if k < len(scores) else 0.0
-    # Everything scoring at least the k-th score (all positive ones when fewer are positive), ordered exactly.
-    candidates = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
-    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def _mostly_overlaps(article_id: str, start: int, end: int, other: tuple[str, int, int]) -> bool:

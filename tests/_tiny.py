@@ -55,8 +55,10 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "RAG_CORPUS_DIR": str(settings.corpus_dir), "RAG_INDEX_DIR": str(settings.index_dir),
         "RAG_CHUNK_SIZE": str(settings.chunk_size), "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap),
         "RAG_LOCK_TIMEOUT": str(settings.lock_timeout), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(REPO), "RAG_STORE": settings.store,
     })
+    if settings.qdrant_path:
+        env["RAG_QDRANT_PATH"] = str(settings.qdrant_path)
     env.update(extra)
     return env
 

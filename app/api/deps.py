@@ -14,7 +14,11 @@ from app.service import RagService
 
 
 def get_service(request: Request) -> RagService:
-    return request.app.state.service
+    """The service, brought up to date first with an update another process committed (a plain function: FastAPI
+    runs it in the thread pool, so a reload never blocks the event loop)."""
+    service: RagService = request.app.state.service
+    service.refresh()
+    return service
 
 
 def get_app_settings(request: Request) -> Settings:
