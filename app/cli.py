@@ -88,8 +88,9 @@ def train(ctx: typer.Context) -> None:
 
 @app.command()
 def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one {\"text\": ...} a line")) -> None:
-    """List the distinct passage texts a full build embeds (chunks, sentences, clauses, and each sentence once more
-    marked to be embedded in question form), for embedding them elsewhere with this package's `embed_passages`."""
+    """List the distinct passage texts a full build embeds (each sentence, its clauses marked to be read inside it,
+    and the sentence once more marked to be embedded in question form), for embedding them elsewhere with this
+    package's `embed_passages`."""
     from pathlib import Path
 
     from app.corpus import load_corpus
