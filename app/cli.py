@@ -40,13 +40,19 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even if the stored index matches"),
     vectors_from: list[str] | None = typer.Option(
         None, "--vectors-from", help="folder of vector shards made elsewhere by the same embedder (app/embed_cache.py)"),
+    ray: bool = typer.Option(False, "--ray", help="embed on Ray first (RAG_RAY_ADDRESS, unset: a local Ray)"),
+    ray_workers: int | None = typer.Option(None, "--ray-workers", min=1,
+                                           help="Ray actors, one embedder each (default: one per core Ray has)"),
 ) -> None:
     """Build the index under index/ (or reuse it when config and corpus are unchanged).
 
-    An interrupted build resumes: vectors are checkpointed under index/.embed-cache-*/ as they are made."""
+    An interrupted build resumes: vectors are checkpointed under index/.embed-cache-*/ as they are made. With
+    --ray the passages are embedded by Ray workers into that folder first (app/ray_embed.py)."""
     from app.errors import RagError
 
     try:
+        if ray:
+            _embed_on_ray(rebuild, ray_workers)
         service = _service(rebuild, vectors_from)
     except RagError as exc:
         _fail(exc.message)
@@ -54,6 +60,23 @@ def index(
     typer.echo(f"index {service.index_status}: {manifest['counts']} "
                f"(embedder {manifest['embedder']['model']}, built {manifest['built_at']} "
                f"in {manifest['build_seconds']} s)")
+
+
+def _embed_on_ray(rebuild: bool, workers: int | None) -> None:
+    from app.corpus import load_corpus
+    from app.embeddings import make_backend
+    from app.index import expected_manifest, read_manifest
+    from app.ray_embed import embed_with_ray
+
+    settings = get_settings()
+    corpus = load_corpus(settings.corpus_dir)
+    stored = read_manifest(settings.index_dir)
+    if not rebuild and stored is not None and all(stored.get(k) == v for k, v in
+                                                  expected_manifest(settings, corpus).items()):
+        return  # the stored index is current: nothing to embed
+    run = embed_with_ray(settings, corpus, make_backend(settings), workers=workers)
+    typer.echo(f"ray: {run.passages} passages embedded on {run.workers} workers in {run.embed_seconds:.1f} s "
+               f"(Ray ready in {run.start_seconds:.1f} s; {run.resumed} already embedded)", err=True)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -66,8 +89,9 @@ def train(ctx: typer.Context) -> None:
 
 @app.command()
 def passages(out: str = typer.Argument(..., help="JSON-lines file to write, one {\"text\": ...} a line")) -> None:
-    """List the distinct passage texts a full build embeds (chunks, sentences, clauses, and each sentence once more
-    marked to be embedded in question form), for embedding them elsewhere with this package's `embed_passages`."""
+    """List the distinct passage texts a full build embeds (each sentence, its clauses marked to be read inside it,
+    and the sentence once more marked to be embedded in question form), for embedding them elsewhere with this
+    package's `embed_passages`."""
     from pathlib import Path
 
     from app.corpus import load_corpus

@@ -7,13 +7,16 @@ finds the folder, takes the vectors it holds and embeds only the rest.
 
 A shard folder is also the hand-over format for vectors computed elsewhere (`rag index --vectors-from DIR`):
 
-    DIR/meta.json        {"embedder": {...}, "name": "...", "dim": 384}: who made the vectors (`vectors_identity`)
+    DIR/meta.json        {"embedder": {...}, "name": "...", "dim": 384, "spans": "late"}: who made the vectors
+                         and how (`vectors_identity`)
     DIR/shard-*.npz      keys: sha256 hex of each passage text (utf-8), '<U64'; vectors: float32, one row a key
 
 A vector depends only on the passage text and the embedder, so shards are keyed by text hash, not by position:
 any process that runs the same embedder over any subset of the texts (`rag passages` lists them) can write one.
-Some texts carry app.embeddings' `query_view` mark (a sentence to embed in question form): they are listed, hashed
-and handed to `embed_passages` with the mark, and the embedder reads it.
+Some texts carry app.embeddings' `query_view` mark (a sentence to embed in question form) or `span_view` mark (a
+clause read inside its sentence): they are listed, hashed and handed to `embed_passages` with the mark, and the
+embedder reads it. A text is listed just before its spans, and batches keep them together (`group_slices`), so the
+engine runs over the text once for both.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import Settings
-from app.embeddings import Embedder, embedder_identity
+from app.embeddings import Embedder, embedder_identity, group_slices
 from app.errors import VectorsMismatch
 from app.progress import progress_bar
 
@@ -51,8 +54,10 @@ def text_key(text: str) -> str:
 
 
 def vectors_identity(settings: Settings, embedder: Embedder) -> dict:
-    """What must match for stored vectors to be used: the configured embedder, the loaded model's name, dimension."""
-    return {"embedder": embedder_identity(settings), "name": embedder.name, "dim": int(embedder.dim)}
+    """What must match for stored vectors to be used: the configured embedder, the loaded model's name, dimension,
+    and how it embeds a `span_view` (pooled from its text's pass or alone: different vectors)."""
+    return {"embedder": embedder_identity(settings), "name": embedder.name, "dim": int(embedder.dim),
+            "spans": getattr(embedder, "spans", "alone")}
 
 
 @dataclass
@@ -81,6 +86,17 @@ class VectorShards:
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob(SHARD_PATTERN)) if self.folder.is_dir() else []
+
+    def keys(self) -> set[str]:
+        """The keys of every readable shard: the texts whose vectors the folder holds."""
+        found: set[str] = set()
+        for path in self.shards():
+            try:
+                with np.load(path, allow_pickle=False) as shard:
+                    found.update(shard["keys"].tolist())
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                continue
+        return found
 
     def fill(self, rows: dict[str, int], out: np.ndarray) -> set[str]:
         """Copy the stored vector of each key of `rows` into `out[rows[key]]`; the keys found. One shard is in memory
@@ -150,13 +166,14 @@ def embed_passages(texts: Sequence[str], embedder: Embedder, *, shard_size: int 
     if found:
         log.info("resuming: %d/%d passages already embedded", len(found), len(texts))
     todo = [row for row, key in enumerate(keys) if key not in found]
+    todo_texts = [texts[row] for row in todo]
     bar = progress_bar(len(texts), "embedding (resumed)" if found else "embedding", enabled=progress,
                        initial=len(found))
-    for begin in range(0, len(todo), shard_size):
-        shard = todo[begin : begin + shard_size]
-        for step in range(0, len(shard), PROGRESS_STEP):  # a vector depends on its text only, not on its batch
-            rows = shard[step : step + PROGRESS_STEP]
-            out[rows] = embedder.embed_passages([texts[row] for row in rows])
+    for part in group_slices(todo_texts, shard_size):
+        shard = todo[part]
+        for step in group_slices(todo_texts[part], PROGRESS_STEP):  # a vector depends on its text only, not its batch
+            rows = shard[step]
+            out[rows] = embedder.embed_passages(todo_texts[part][step])
             bar.update(len(rows))
         if work is not None:
             work.write([keys[row] for row in shard], out[shard])

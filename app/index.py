@@ -24,7 +24,7 @@ from app.chunking import Chunk, Chunker
 from app.config import Settings
 from app.corpus import Corpus
 from app.embed_cache import VectorShards, embed_passages, vectors_identity
-from app.embeddings import Embedder, embedder_identity, query_view
+from app.embeddings import Embedder, embedder_identity, query_view, span_view
 from app.errors import IndexUnavailable
 from app.text.arabic import NORMALIZER_VERSION, clause_spans, sentence_spans, tokenize
 from app.text.clean import CLEANER_VERSION
@@ -32,7 +32,9 @@ from app.text.clean import CLEANER_VERSION
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import and logs every build step
 
-FORMAT_VERSION = 3  # 2: clauses of sentences, with their vectors; 3: sentence vectors as questions too
+# 2: clauses of sentences, with their vectors; 3: sentence vectors as questions too; 4: chunk vectors pooled from their
+# sentences', clause vectors from their sentence's pass (embed_vectors)
+FORMAT_VERSION = 4
 POINTER_FILE = "CURRENT"  # holds the name of the live build folder; replaced atomically
 
 
@@ -48,15 +50,20 @@ class TermCoverage:
     index (`Index.terms`), shared by the retriever and the evidence scorer."""
 
     def __init__(self, index: Index):
-        self.index = index
+        # The index's parts, not the index: Index.terms holds this object, and a reference back would be a cycle,
+        # which only the cyclic GC frees (rarely, in a process with millions of long-lived objects): a server kept
+        # every index an update replaced until then, ~1 MB an added article in `make soak`.
+        self._store = index.store  # the store holds no reference back to the index
+        self._vocabulary = index.vocabulary
+        self._n_chunks = len(index.chunks)
         self._sentence_terms: dict[int, set[str]] = {}  # filled as sentences are first scored
 
     @cached_property
     def _idf(self) -> np.ndarray:
-        return _lucene_idf(self.index.store.document_frequencies(), max(len(self.index.chunks), 1))
+        return _lucene_idf(self._store.document_frequencies(), max(self._n_chunks, 1))
 
     def idf(self, term: str) -> float:
-        token_id = self.index.vocabulary.get(term)
+        token_id = self._vocabulary.get(term)
         return float(self._idf[token_id]) if token_id is not None else 0.0
 
     def weights(self, query_terms: list[str]) -> dict[str, float]:
@@ -255,8 +262,9 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
     `work` and `vector_sources` already hold. BM25 and the ANN structures (app.ann, kind from
     ann.DENSE_INDEX) are rebuilt from the vectors. The result is the same index a full build gives."""
     started = time.perf_counter()
-    if previous is not None and (compatible(previous.manifest, settings)
-                                 or previous.manifest.get("dim") != embedder.dim):
+    spans = getattr(embedder, "spans", "alone")  # how clause vectors are made (app.embeddings.span_view)
+    if previous is not None and (compatible(previous.manifest, settings) or previous.manifest.get("dim") != embedder.dim
+                                 or previous.manifest.get("spans", "alone") != spans):
         previous = None
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     previous_chunks: dict[str, list[int]] = {}
@@ -266,10 +274,10 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         for i, chunk in enumerate(previous.chunks):
             previous_chunks.setdefault(chunk.article_id, []).append(i)
 
-    # Chunks, each with its sentence keys, and where each chunk's vector comes from (a previous row or new text).
+    # Chunks, each with its sentence keys, and where each chunk's vector comes from (a previous row, or its sentences).
     chunks: list[Chunk] = []
     chunk_keys: list[list[tuple[str, int, int]]] = []
-    chunk_source: list[int | None] = []  # row of previous.chunks, or None: look the text up / embed it
+    chunk_source: list[int | None] = []  # row of previous.chunks, or None: pooled from its sentences' vectors
     sentence_source: dict[tuple[str, int, int], int] = {}  # key -> row of previous.sentences
     reused_articles = 0
     for article_id, article in corpus.articles.items():
@@ -312,59 +320,130 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         for start, end in clause_spans(text, sentence.start):
             clauses.append(Sentence(sentence.article_id, start, end))
             clause_sentences.append(i)
-    clause_texts = [raw[c.article_id][c.start : c.end] for c in clauses]
-    clause_vectors = np.zeros((len(clauses), embedder.dim), dtype=np.float32)
-    chunk_vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    sentence_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
-    sentence_query_vectors = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
-    query_texts = [query_view(text) for text in sentence_texts]
-    # Rows still to fill: (target array, row, text). Reused rows are copied from `previous` directly.
+    vectors = embed_vectors(
+        sentence_texts, [(c.start - sentences[i].start, c.end - sentences[i].start)
+                         for c, i in zip(clauses, clause_sentences)], clause_sentences,
+        [c.text for c in chunks], chunk_sentences, embedder,
+        previous=previous, previous_chunks=chunk_source,
+        previous_sentences=[sentence_source.get((s.article_id, s.start, s.end)) for s in sentences],
+        previous_texts=lambda: _previous_passages(previous, corpus),
+        known_vectors=known_vectors, work=work, vector_sources=vector_sources, progress=progress)
+    chunk_vectors, sentence_vectors = vectors.chunks, vectors.sentences
+
+    # The searchable part, in the store `settings` name (app/stores/): FAISS + bm25s, or Qdrant.
+    store = stores.build(settings, [tokenize(c.text) for c in chunks], chunk_vectors, sentence_vectors,
+                         chunk_sentences, previous=previous)
+
+    manifest = {
+        **expected_manifest(settings, corpus),
+        "dim": embedder.dim,
+        "spans": spans,
+        "ann": store.describe(),
+        "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
+        "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences),
+                   "clauses": len(clauses)},
+        "generation": (previous.manifest.get("generation", 0) + 1) if previous is not None else 1,
+        "update": {
+            "mode": "incremental" if previous is not None else "full",
+            "reused_articles": reused_articles,
+            "embedded_passages": vectors.embedded,  # new text, embedded for this build
+            "resumed_passages": vectors.resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
+            "reused_vectors": vectors.reused,
+        },
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "versions": _versions(),
+    }
+    log.info("built index (%s): %s in %.1f s; embedded %d passages (%d of them by an interrupted build or supplied), "
+             "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
+             vectors.embedded, vectors.resumed, manifest["update"]["reused_vectors"], manifest["ann"])
+    return Index(manifest, chunks, sentences, chunk_sentences, store.dense, chunk_vectors, store.sentence_dense,
+                 sentence_vectors, store.bm25, clauses, clause_sentences, vectors.clauses, vectors.sentence_queries,
+                 store)
+
+
+@dataclass
+class BuildVectors:
+    """A build's vectors, and how many passages were embedded for it (resumed: of those, found in shards) and how
+    many rows were reused from the previous build."""
+
+    chunks: np.ndarray
+    sentences: np.ndarray
+    sentence_queries: np.ndarray
+    clauses: np.ndarray
+    embedded: int
+    resumed: int
+    reused: int
+
+
+def embed_vectors(sentence_texts: Sequence[str], clause_offsets: Sequence[tuple[int, int]],
+                  clause_sentences: Sequence[int], chunk_texts: Sequence[str], chunk_sentences: Sequence[Sequence[int]],
+                  embedder: Embedder, *, previous: Index | None = None,
+                  previous_chunks: Sequence[int | None] = (), previous_sentences: Sequence[int | None] = (),
+                  previous_texts: Callable[[], Mapping[str, tuple[str, int]]] | None = None,
+                  known_vectors: Mapping[str, np.ndarray] | None = None, work: VectorShards | None = None,
+                  vector_sources: Sequence[VectorShards] = (), progress: bool = False) -> BuildVectors:
+    """The embedding step of a build: each sentence is embedded once as a passage and once as a question; its
+    clauses (`clause_offsets` within the sentence, of sentence `clause_sentences[k]`) are pooled from the token
+    vectors of the sentence's pass where the embedder can (`span_view`); a chunk's vector is the mean of its
+    sentences' vectors weighted by their length, so no chunk is embedded at all: this is what makes indexing cost
+    about one pass over the text (docs/indexing-cost.md).
+
+    With `previous`, rows it already has are copied: chunk i from row `previous_chunks[i]`, sentence i (both forms
+    and its clauses) from row `previous_sentences[i]` (None: new). Passages whose text `previous_texts()` (text ->
+    (array, row) of `previous`) or `known_vectors` hold are taken from there; the rest is embedded through `work`'s
+    resumable shards (app/embed_cache.py)."""
+    dim = embedder.dim
+    sentence_vectors = np.zeros((len(sentence_texts), dim), dtype=np.float32)
+    query_vectors = np.zeros((len(sentence_texts), dim), dtype=np.float32)
+    clause_vectors = np.zeros((len(clause_offsets), dim), dtype=np.float32)
+    chunk_vectors = np.zeros((len(chunk_texts), dim), dtype=np.float32)
+    clauses_of: list[list[int]] = [[] for _ in sentence_texts]
+    for k, i in enumerate(clause_sentences):
+        clauses_of[i].append(k)
+
+    # Rows still to fill: (target array, row, passage text), each sentence followed by its clauses and its question
+    # form, so the clauses are pooled from the sentence's own pass (embed_cache keeps such a group in one batch).
     todo: list[tuple[np.ndarray, int, str]] = []
+    sentence_pairs, clause_pairs = [], []  # (row, previous row): copied in one gather each
+    for i, text in enumerate(sentence_texts):
+        source = previous_sentences[i] if previous is not None else None
+        if source is not None:  # the same sentence text: the same clauses
+            sentence_pairs.append((i, source))
+            clause_pairs += zip(clauses_of[i], range(previous.clause_offsets[source],
+                                                     previous.clause_offsets[source + 1]))
+            continue
+        todo.append((sentence_vectors, i, text))
+        todo += [(clause_vectors, k, span_view(text, *clause_offsets[k])) for k in clauses_of[i]]
+        todo.append((query_vectors, i, query_view(text)))
+    lone_chunks = {i for i, members in enumerate(chunk_sentences) if not members}  # no sentence of 2+ characters
+    todo += [(chunk_vectors, i, chunk_texts[i]) for i in sorted(lone_chunks)
+             if previous is None or previous_chunks[i] is None]
     if previous is not None:
-        # The stored arrays, not the ANN index: IVF-SQ8 keeps 8-bit codes, and only flat can give vectors back.
-        reused = [(i, source) for i, source in enumerate(chunk_source) if source is not None]
-        _copy_rows(chunk_vectors, reused, previous.chunk_vectors)
-        todo += [(chunk_vectors, i, chunks[i].text) for i, source in enumerate(chunk_source) if source is None]
-        reused, fresh = [], []
-        for i, sentence in enumerate(sentences):
-            source = sentence_source.get((sentence.article_id, sentence.start, sentence.end))
-            if source is not None:
-                reused.append((i, source))
+        _copy_rows(sentence_vectors, sentence_pairs, previous.sentence_vectors)
+        _copy_rows(query_vectors, sentence_pairs, previous.sentence_query_vectors)
+        _copy_rows(clause_vectors, clause_pairs, previous.clause_vectors)
+    reused = 2 * len(sentence_pairs) + len(clause_pairs)
+
+    if todo and previous is not None and previous_texts is not None:  # text identical to something embedded before
+        arrays = {"sentences": previous.sentence_vectors, "queries": previous.sentence_query_vectors,
+                  "clauses": previous.clause_vectors, "chunks": previous.chunk_vectors}
+        known = previous_texts()
+        still = []
+        for target, row, text in todo:
+            if text in known:
+                name, source = known[text]
+                target[row] = arrays[name][source]
+                reused += 1
             else:
-                fresh.append(i)
-        _copy_rows(sentence_vectors, reused, previous.sentence_vectors)
-        _copy_rows(sentence_query_vectors, reused, previous.sentence_query_vectors)
-        todo += [(sentence_vectors, i, sentence_texts[i]) for i in fresh]
-        todo += [(sentence_query_vectors, i, query_texts[i]) for i in fresh]
-        todo += [(clause_vectors, i, text) for i, text in enumerate(clause_texts)]  # found by text below
-        if todo:  # new text identical to something already embedded (an unchanged paragraph of an edited article)
-            known: dict[str, np.ndarray] = {}
-            for i, chunk in enumerate(previous.chunks):
-                known.setdefault(chunk.text, previous.chunk_vectors[i])
-            for j, text in _previous_texts(previous, previous.sentences, corpus).items():
-                known.setdefault(text, previous.sentence_vectors[j])
-                known.setdefault(query_view(text), previous.sentence_query_vectors[j])
-            for j, text in _previous_texts(previous, previous.clauses, corpus).items():
-                known.setdefault(text, previous.clause_vectors[j])
-            still = []
-            for target, row, text in todo:
-                if text in known:
-                    target[row] = known[text]
-                else:
-                    still.append((target, row, text))
-            todo = still
-    else:
-        todo = [(chunk_vectors, i, c.text) for i, c in enumerate(chunks)]
-        todo += [(sentence_vectors, i, t) for i, t in enumerate(sentence_texts)]
-        todo += [(clause_vectors, i, t) for i, t in enumerate(clause_texts)]
-        todo += [(sentence_query_vectors, i, t) for i, t in enumerate(query_texts)]
+                still.append((target, row, text))
+        todo = still
     embedded_ahead: set[str] = set()
-    rows_to_embed = len(todo)  # rows no earlier build had a vector for
-    if known_vectors and todo:
+    if known_vectors and todo:  # embedded by the caller (an update, before it took the lock)
         still = []
         for target, row, text in todo:
             vector = known_vectors.get(text)
-            if vector is not None and vector.shape == (embedder.dim,):
+            if vector is not None and vector.shape == (dim,):
                 target[row] = vector
                 embedded_ahead.add(text)
             else:
@@ -380,35 +459,26 @@ def build_index(corpus: Corpus, settings: Settings, embedder: Embedder, *, progr
         for target, row, text in todo:
             target[row] = embedded.vectors[row_of[text]]
 
-    # The searchable part, in the store `settings` name (app/stores/): FAISS + bm25s, or Qdrant.
-    store = stores.build(settings, [tokenize(c.text) for c in chunks], chunk_vectors, sentence_vectors,
-                         chunk_sentences, previous=previous)
+    lengths = np.array([len(text) for text in sentence_texts], dtype=np.float32)
+    chunk_pairs = []
+    for i, members in enumerate(chunk_sentences):
+        source = previous_chunks[i] if previous is not None else None
+        if source is not None:
+            chunk_pairs.append((i, source))
+        elif i not in lone_chunks:
+            chunk_vectors[i] = pool_chunk_vector(sentence_vectors[members], lengths[members])
+    if previous is not None:
+        _copy_rows(chunk_vectors, chunk_pairs, previous.chunk_vectors)
+    return BuildVectors(chunk_vectors, sentence_vectors, query_vectors, clause_vectors,
+                        embedded=len(unique) + len(embedded_ahead), resumed=resumed, reused=reused + len(chunk_pairs))
 
-    manifest = {
-        **expected_manifest(settings, corpus),
-        "dim": embedder.dim,
-        "ann": store.describe(),
-        "articles": {article_id: article.sha256 for article_id, article in corpus.articles.items()},
-        "counts": {"articles": len(corpus), "chunks": len(chunks), "sentences": len(sentences),
-                   "clauses": len(clauses)},
-        "generation": (previous.manifest.get("generation", 0) + 1) if previous is not None else 1,
-        "update": {
-            "mode": "incremental" if previous is not None else "full",
-            "reused_articles": reused_articles,
-            "embedded_passages": len(unique) + len(embedded_ahead),  # new text, embedded for this build
-            "resumed_passages": resumed,  # of those, vectors an interrupted build (or --vectors-from) had made
-            "reused_vectors": sum(map(len, (chunk_vectors, sentence_vectors, sentence_query_vectors, clause_vectors)))
-            - rows_to_embed,
-        },
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "versions": _versions(),
-    }
-    log.info("built index (%s): %s in %.1f s; embedded %d passages (%d of them by an interrupted build or supplied), "
-             "reused %d vectors; dense %s", manifest["update"]["mode"], manifest["counts"], manifest["build_seconds"],
-             len(unique), resumed, manifest["update"]["reused_vectors"], manifest["ann"])
-    return Index(manifest, chunks, sentences, chunk_sentences, store.dense, chunk_vectors, store.sentence_dense,
-                 sentence_vectors, store.bm25, clauses, clause_sentences, clause_vectors, sentence_query_vectors, store)
+
+def pool_chunk_vector(sentence_vectors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A chunk's vector from its sentences' (unit) vectors: their mean weighted by length in characters, normalised.
+    Mean pooling over the chunk's tokens, with each sentence's tokens seeing only their sentence: measured on both
+    development corpora it retrieves as well as embedding the whole chunk (docs/indexing-cost.md)."""
+    pooled = lengths @ sentence_vectors
+    return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
 
 
 def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.ndarray) -> None:
@@ -419,29 +489,47 @@ def _copy_rows(target: np.ndarray, pairs: Sequence[tuple[int, int]], source: np.
 
 
 def passage_texts(articles: Sequence, settings: Settings) -> list[str]:
-    """The distinct texts build_index would embed for `articles` (their chunks, sentences, the sentences' clauses and
-    their question forms, `query_view`), in order."""
+    """The distinct texts build_index would embed for `articles`, in order: each sentence, its clauses read inside it
+    (`span_view`) and its question form (`query_view`). Chunks are not embedded (`embed_vectors`)."""
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     texts: list[str] = []
     for article in articles:
         for chunk in chunker.split(article):
-            texts.append(chunk.text)
-            for start, end in sentence_spans(chunk.text, chunk.start):
+            spans = sentence_spans(chunk.text, chunk.start)
+            if not spans:
+                texts.append(chunk.text)
+            for start, end in spans:
                 sentence = article.raw[start:end]
-                texts += [sentence, query_view(sentence)]
-                texts.extend(article.raw[s:e] for s, e in clause_spans(sentence, start))
+                texts.append(sentence)
+                texts += [span_view(sentence, s - start, e - start) for s, e in clause_spans(sentence, start)]
+                texts.append(query_view(sentence))
     return list(dict.fromkeys(texts))
 
 
-def _previous_texts(previous: Index, spans: Sequence[Sentence], corpus: Corpus) -> dict[int, str]:
-    """Texts of the previous index's sentences or clauses (`spans`: `previous.sentences` or `previous.clauses`)
-    whose article text is still known (unchanged in `corpus`), by row."""
+def _previous_passages(previous: Index, corpus: Corpus) -> dict[str, tuple[str, int]]:
+    """The passage texts whose vectors `previous` holds, among its articles whose text is unchanged in `corpus`:
+    text -> (which array, row), as `embed_vectors` takes them."""
     shas = previous.manifest.get("articles", {})
-    out: dict[int, str] = {}
-    for j, span in enumerate(spans):
+
+    def text_of(span: Sentence) -> str | None:
         article = corpus.articles.get(span.article_id)
-        if article is not None and shas.get(span.article_id) == article.sha256:
-            out[j] = article.raw[span.start : span.end]
+        if article is None or shas.get(span.article_id) != article.sha256:
+            return None
+        return article.raw[span.start : span.end]
+
+    out: dict[str, tuple[str, int]] = {}
+    sentence_texts = [text_of(s) for s in previous.sentences]
+    for j, text in enumerate(sentence_texts):
+        if text is not None:
+            out.setdefault(text, ("sentences", j))
+            out.setdefault(query_view(text), ("queries", j))
+    for j, (clause, i) in enumerate(zip(previous.clauses, previous.clause_sentences)):
+        text, sentence = sentence_texts[i], previous.sentences[i]
+        if text is not None:
+            out.setdefault(span_view(text, clause.start - sentence.start, clause.end - sentence.start), ("clauses", j))
+    for j, chunk in enumerate(previous.chunks):
+        if not previous.chunk_sentences[j] and text_of(chunk) is not None:
+            out.setdefault(chunk.text, ("chunks", j))
     return out
 
 

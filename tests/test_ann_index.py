@@ -132,9 +132,12 @@ def test_an_interrupted_build_resumes_from_its_checkpoints_and_gives_the_same_in
     assert len(caches) == 1 and len(list(caches[0].glob("shard-*.npz"))) == 5
     assert current_build(seeds_settings.index_dir) is None  # nothing was committed
 
+    # A shard holds SHARD_SIZE passages, or a few more: a sentence's clauses stay in its shard (group_slices).
+    done = sum(len(np.load(shard)["keys"]) for shard in caches[0].glob("shard-*.npz"))
+    assert 5 * embed_cache.SHARD_SIZE <= done < 6 * embed_cache.SHARD_SIZE
+
     embedder = HashEmbedder()
     index, status = load_or_build(seeds_settings, corpus, embedder)
-    done = 5 * embed_cache.SHARD_SIZE
     assert f"resumed: {done} of {total} passages were already embedded" in status
     assert embedder.passages == total - done
     assert index.manifest["update"]["resumed_passages"] == done

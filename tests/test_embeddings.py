@@ -312,3 +312,14 @@ def test_questions_and_an_update_take_turns_so_neither_starves():
         thread.join(5)
     # After the batch holding "a", the waiting slice; then a question; then the update's next slice.
     assert order[:3] == ["q:a", "p:p1", "q:b"] and sorted(order) == ["p:p1", "p:p2", "q:a", "q:b", "q:c"]
+
+
+def test_a_span_view_names_its_text_and_piece_and_batches_keep_it_with_its_text():
+    from app.embeddings import group_slices, query_view, read_span_view, span_view
+
+    text = "a sentence, with: colons and 1:2 ratios"
+    marked = span_view(text, 3, 11)
+    assert read_span_view(marked) == (text, 3, 11)
+    texts = ["s1", span_view("s1", 0, 1), "s2", span_view("s2", 0, 1), span_view("s2", 1, 2), query_view("s2"), "s3"]
+    slices = group_slices(texts, 3)
+    assert [texts[part] for part in slices] == [texts[0:2] + texts[2:3] + texts[3:5], texts[5:7]]

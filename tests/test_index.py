@@ -120,3 +120,23 @@ def test_sentences_are_kept_in_question_form_too_and_blended_on_demand(small, em
 def test_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(IndexUnavailable, match="rag index"):
         load_index(tmp_path)
+
+
+def test_a_chunks_vector_is_pooled_from_its_sentences_and_no_chunk_is_embedded(tmp_path):
+    import numpy as np
+
+    from app.corpus import load_corpus
+    from app.index import build_index, pool_chunk_vector
+    from tests._tiny import tiny_settings, write_corpus
+    from tests.test_ann_index import HashEmbedder
+
+    settings = tiny_settings(tmp_path)
+    corpus = load_corpus(write_corpus(settings.corpus_dir))
+    embedder = HashEmbedder()
+    index = build_index(corpus, settings, embedder)
+    assert embedder.passages == 2 * len(index.sentences) + len(index.clauses)  # and no chunk
+    for i, members in enumerate(index.chunk_sentences):
+        lengths = np.array([index.sentences[j].end - index.sentences[j].start for j in members], dtype=np.float32)
+        expected = pool_chunk_vector(index.sentence_vectors[members], lengths)
+        assert np.allclose(index.chunk_vectors[i], expected, atol=1e-6)
+        assert abs(float(np.linalg.norm(index.chunk_vectors[i])) - 1.0) < 1e-5

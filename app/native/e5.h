@@ -38,6 +38,14 @@ int e5_embed(e5_model *m, const char *text, int is_query, float *out);
 int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query,
                    float *out);
 
+/* Late chunking (this project's addition): e5_embed_batch's vectors in `out` and, from the same forward pass,
+ * one vector per span in `span_out` (nspans*e5_dim() floats): the mean of the final token states of the text
+ * span_text[k] over its tokens whose last character starts at a byte offset in [span_start[k], span_end[k]) of
+ * that text (prefix not counted), L2-normalized; zeros for a span that holds no token. Returns 0 on success. */
+int e5_embed_late(e5_model *m, const char **texts, int n, int is_query, float *out,
+                  int nspans, const int *span_text, const int *span_start, const int *span_end,
+                  float *span_out);
+
 /* --- sparse "latent terms" via a trained TopK sparse autoencoder (SAE) -----
  * Load a sparse head (sae.bin from sae_train.py); then e5_embed_sparse maps the
  * encoder's token hidden states through the SAE and max-pools over tokens into
