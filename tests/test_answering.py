@@ -374,7 +374,7 @@ def _retriever_over(chunks, sentences, other_article_slots=2):
         chunks=[SimpleNamespace(article_id=a, start=s, end=e) for a, s, e in chunks],
         sentences=[SimpleNamespace(article_id=a, start=s, end=e) for a, s, e, _ in sentences],
         sentence_chunks=[list(c) for *_, c in sentences],
-        vocabulary={}, bm25=None,
+        vocabulary={}, bm25=None, store=None,
     )
     index.terms = TermCoverage(index)  # as Index.terms: one per index
     retriever = HybridRetriever(index, None, None, rules=RetrievalRules(other_article_slots=other_article_slots))
