@@ -285,11 +285,12 @@ class RagService:
         generative = is_generative(answerer)
         translating = generative and self.settings.llm_translate
         languages = snapshot.retriever.article_languages
-        if translating and detect_language(query) not in languages:
+        query_language = detect_language(query) if translating else None
+        if translating and query_language not in languages:
             # The model puts the question into the articles' language, searched beside the question itself.
             if on_stage:
                 on_stage("translating")
-            translated = self._translate_question(answerer, query, detect_language(query), languages)
+            translated = self._translate_question(answerer, query, query_language, languages)
         if on_stage:
             on_stage("retrieving")
         retrieval = snapshot.retriever.search(query, top_k or self.settings.top_k, translated_question=translated)

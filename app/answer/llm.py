@@ -154,6 +154,10 @@ class LLMAnswerer:
         self.user = load_prompt(user_name)
         self.condense_system = load_prompt("condense_system.txt")
         self.condense_user = load_prompt("condense_user.txt")
+        self.translate_question_prompts = (load_prompt("translate_question_system.txt"),
+                                           load_prompt("translate_question_user.txt"))
+        self.translate_quotes_prompts = (load_prompt("translate_quotes_system.txt"),
+                                         load_prompt("translate_quotes_user.txt"))
         # The "evidence" strategy selects sentences exactly as the extractive answerer does: pass the service's own
         # ExtractiveAnswerer as `selector` to share its rules and model; the default is built from the same Settings.
         self.selector = selector or ExtractiveAnswerer.from_settings(index, corpus, settings)
@@ -241,10 +245,10 @@ class LLMAnswerer:
         the model's reply is not a plausible translation (empty, in the wrong script, or far longer than the
         question), in which case retrieval goes on with the dictionary translation alone."""
         names = {"source_name": LANGUAGE_NAMES[source], "target_name": LANGUAGE_NAMES[target]}
+        system, user = self.translate_question_prompts
         messages = [
-            {"role": "system", "content": load_prompt("translate_question_system.txt").safe_substitute(names)},
-            {"role": "user", "content": load_prompt("translate_question_user.txt").safe_substitute(
-                names, question=" ".join(question.split()))},
+            {"role": "system", "content": system.safe_substitute(names)},
+            {"role": "user", "content": user.safe_substitute(names, question=" ".join(question.split()))},
         ]
         reply = self._complete(messages, max_tokens=TRANSLATE_QUESTION_MAX_TOKENS)
         lines = [line.strip().strip('"«»') for line in reply.strip().splitlines() if line.strip()]
@@ -265,10 +269,10 @@ class LLMAnswerer:
         source = wanted[0][1] if wanted[0][1] in LANGUAGE_NAMES else "ar"
         names = {"source_name": LANGUAGE_NAMES[source], "target_name": LANGUAGE_NAMES[target]}
         numbered = "\n".join(f"[{i}] {' '.join(defuse_markers(c.quote).split())}" for i, (c, _) in enumerate(wanted, 1))
+        system, user = self.translate_quotes_prompts
         messages = [
-            {"role": "system", "content": load_prompt("translate_quotes_system.txt").safe_substitute(names)},
-            {"role": "user", "content": load_prompt("translate_quotes_user.txt").safe_substitute(names,
-                                                                                              quotes=numbered)},
+            {"role": "system", "content": system.safe_substitute(names)},
+            {"role": "user", "content": user.safe_substitute(names, quotes=numbered)},
         ]
         budget = max(TRANSLATE_QUOTES_MIN_TOKENS,
                      int(TRANSLATE_QUOTES_TOKENS_PER_CHAR * sum(len(c.quote) for c, _ in wanted)))
