@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tools.bench import PROJECT_ROOT, _load, free_port, machine_info
+from tools.bench import PROJECT_ROOT, _load, free_port, machine_info, stop_process
 
 API_KEY = "bench-key-0123456789abcdef"
 NEW_ARTICLE = ("الهند تفتتح ميناء جديدا\nافتتحت الهند ميناء تشابهار الجديد على خليج عمان لتصدير القمح إلى أفغانستان. "
@@ -94,12 +94,7 @@ def run_one(root: Path, store: str, workers: int, seconds: float, concurrency: i
               f"{result['every_answer_saw_the_update']}", file=sys.stderr, flush=True)
         return result
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
+        stop_process(server, timeout=30)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 

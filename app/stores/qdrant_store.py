@@ -209,12 +209,7 @@ class _Edge:
     def add_chunks(self, rows) -> None:
         import qdrant_edge as qe
 
-        points = []
-        for i, vector, sentence_vectors, (terms, values) in rows:
-            vectors = {CHUNK: vector.tolist(), SENTENCES: sentence_vectors.tolist()}
-            if len(terms):
-                vectors[SPARSE] = qe.SparseVector(indices=terms.tolist(), values=values.tolist())
-            points.append(qe.Point(id=int(i), vector=vectors))
+        points = [qe.Point(id=i, vector=vectors) for i, vectors in _chunk_point_vectors(rows, qe.SparseVector)]
         self.chunks.update(qe.UpdateOperation.upsert_points(points))
 
     def add_sentences(self, rows) -> None:
@@ -310,12 +305,7 @@ class _Client:
     def add_chunks(self, rows) -> None:
         from qdrant_client import models as qm
 
-        points = []
-        for i, vector, sentence_vectors, (terms, values) in rows:
-            vectors = {CHUNK: vector.tolist(), SENTENCES: sentence_vectors.tolist()}
-            if len(terms):
-                vectors[SPARSE] = qm.SparseVector(indices=terms.tolist(), values=values.tolist())
-            points.append(qm.PointStruct(id=int(i), vector=vectors))
+        points = [qm.PointStruct(id=i, vector=vectors) for i, vectors in _chunk_point_vectors(rows, qm.SparseVector)]
         self.client.upsert(self.chunks, points, wait=True)
 
     def add_sentences(self, rows) -> None:
@@ -357,3 +347,13 @@ def retire_collections(location: Mapping, keep: str | None) -> None:
         name = collection.name
         if name.startswith(f"{prefix}build-") and not (keep and name.startswith(f"{prefix}{keep}-")):
             client.delete_collection(name)
+
+
+def _chunk_point_vectors(rows, sparse_vector):
+    """(point id, named vectors) of each chunk row (id, vector, sentence vectors, (term ids, BM25 values)): the one
+    layout both Qdrant engines store, each with its own sparse-vector class."""
+    for i, vector, sentence_vectors, (terms, values) in rows:
+        vectors = {CHUNK: vector.tolist(), SENTENCES: sentence_vectors.tolist()}
+        if len(terms):
+            vectors[SPARSE] = sparse_vector(indices=terms.tolist(), values=values.tolist())
+        yield int(i), vectors
