@@ -15,7 +15,7 @@ from app.embeddings import Embedder
 from app.index import Index, TermCoverage
 from app.stores import HybridQuery
 from app.stores.faiss_store import top_positive  # noqa: F401 - re-exported: tests and tools import it from here
-from app.text.arabic import tokenize
+from app.text.arabic import detect_language, tokenize
 from app.text.names import NameChecker
 from app.text.questions import source_terms
 from app.text.sources import SourceNames
@@ -78,10 +78,14 @@ class RetrievalRules:
     # The last places of the top k go to the chunk holding each article's best sentence when no chosen chunk holds
     # it yet (0 = plain fused order; _spread_over_articles)...
     other_article_slots: int = 3
+    # ...fewer for a question in another language than the articles: its words match no sentence, so the sentence
+    # is picked by cross-lingual similarity alone, weaker than the fused ranking (scripts/retrieval_across_corpora.py
+    # fits both counts, docs/query-translation.md)...
+    cross_lingual_article_slots: int = 1
     # ...each article's best sentence judged by its closest clause too (pieces between commas, _best_per_article)...
     clause_scoring: bool = True
     # ...and by similarity + this x BM25's share x its coverage of the question's terms.
-    across_lexical_weight: float = ACROSS_LEXICAL_WEIGHT
+    across_lexical_weight: float = 2.0
 
 
 class HybridRetriever:
@@ -166,22 +170,25 @@ class HybridRetriever:
         # Every question, not only those worded as asking what several sources say: a word list fitted on one
         # corpus's questions gated this before, and spreading every question's last slots measured as well on it and
         # better on a second corpus (docs/evaluation.md).
-        if self.rules.other_article_slots:
-            fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, query_vector)
+        slots = self.rules.other_article_slots
+        if detect_language(query) not in self.article_languages:
+            slots = self.rules.cross_lingual_article_slots
+        if slots:
+            fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, slots, query_vector)
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
         return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations, translated_question)
 
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
-                              terms: list[str], bm25_weight: float, k: int,
+                              terms: list[str], bm25_weight: float, k: int, slots: int,
                               query_vector: np.ndarray | None = None) -> list[tuple[int, dict]]:
         """The top k: the best fused chunks, then — in the last
-        `other_article_slots` places — the chunk holding each article's best sentence (best article first; an
+        `slots` places — the chunk holding each article's best sentence (best article first; an
         article whose best sentence already lies in a chosen chunk needs no slot), then the fused order again.
         Five chunks rarely cover three articles, and an article's best chunk as a whole often misses its one
         sentence on the subject, so the sentence picks the chunk — for the articles already among the best fused
         chunks too, since those may hold a passage that matches the question as a whole rather than that one."""
-        kept = fused[: max(k - self.rules.other_article_slots, 1)]
+        kept = fused[: max(k - slots, 1)]
         entries = dict(fused)
         chosen = [i for i, _ in kept]
         for _, sentence_id in sorted(self._best_per_article(nearest, terms, bm25_weight, query_vector), reverse=True):

@@ -389,7 +389,7 @@ def test_the_last_slots_go_to_other_articles_best_sentences():
     retriever = _retriever_over(chunks, sentences)
     fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
     nearest = [(0, 0.90), (1, 0.85), (2, 0.80), (3, 0.70)]
-    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, slots=retriever.rules.other_article_slots)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 5, 6]  # three fused, then b's and c's best-sentence chunks
     assert [i for i, _ in ranked[5:]] == [3, 4]  # the rest follows in fused order
 
@@ -401,11 +401,11 @@ def test_an_article_already_among_the_hits_still_gets_the_chunk_of_its_best_sent
     retriever = _retriever_over(chunks, sentences, other_article_slots=3)
     fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
     nearest = [(0, 0.92), (1, 0.85), (2, 0.70), (3, 0.60)]
-    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, slots=retriever.rules.other_article_slots)
     assert [i for i, _ in ranked] == [0, 1, 3, 5, 6, 2, 4]
     # When a kept chunk already holds an article's best sentence, its slot goes to the next article instead.
     nearest = [(3, 0.92), (1, 0.85), (2, 0.70), (0, 0.60)]
-    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5)
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, slots=retriever.rules.other_article_slots)
     assert [i for i, _ in ranked[:4]] == [0, 1, 5, 6]
 
 
@@ -458,10 +458,10 @@ def test_an_articles_best_sentence_for_a_question_across_sources_may_be_judged_b
     index.clause_similarity = Index.clause_similarity.__get__(index)
     fused = [(i, {"score": 1.0 / (i + 1)}) for i in range(7)]
     nearest = [(0, 0.90), (2, 0.82), (1, 0.80), (3, 0.70)]
-    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, slots=retriever.rules.other_article_slots, query_vector=query)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence with the clause
     retriever.rules = replace(retriever.rules, clause_scoring=False)  # whole sentences only
-    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, query_vector=query)
+    ranked = retriever._spread_over_articles(fused, nearest, [], 0.0, k=5, slots=retriever.rules.other_article_slots, query_vector=query)
     assert [i for i, _ in ranked[:5]] == [0, 1, 2, 4, 6]
 
 
@@ -486,7 +486,7 @@ def test_an_articles_sentence_for_a_question_across_sources_is_told_apart_by_the
     terms = ["مناور", "قزوين", "مقال"]
 
     def slots(bm25_weight=0.8):
-        return [i for i, _ in retriever._spread_over_articles(fused, nearest, terms, bm25_weight, k=5)[:5]]
+        return [i for i, _ in retriever._spread_over_articles(fused, nearest, terms, bm25_weight, k=5, slots=retriever.rules.other_article_slots)[:5]]
 
     assert slots() == [0, 1, 2, 5, 6]  # b's slot: the chunk of the sentence on the subject
     # At the evidence score's weight the few hundredths of similarity decide; with no BM25 share (an English
