@@ -55,7 +55,7 @@ class Retrieval:
     hits: list[Hit]
     query_vector: np.ndarray
     query_terms: list[str]
-    bm25_weight: float
+    bm25_weight: float  # how far the question's terms speak for it: the share the corpus knows (or translates)
     timings_ms: dict[str, float] = field(default_factory=dict)
     translations: list[TranslatedWord] = field(default_factory=list)
     translated_question: str | None = None  # the model's translation of the question, when it was searched too
@@ -120,6 +120,7 @@ class HybridRetriever:
         timings["embed_ms"] = (t1 - t0) * 1000
 
         terms = tokenize(query)
+        n_words = len(terms)
         if self.names is not None:
             # Names in a Latin-script question, spelled as the Arabic articles spell them (Peskov → بيسكوف).
             terms += [t for t in tokenize(" ".join(self.names.arabic_spellings(query))) if t not in terms]
@@ -170,14 +171,21 @@ class HybridRetriever:
         # Every question, not only those worded as asking what several sources say: a word list fitted on one
         # corpus's questions gated this before, and spreading every question's last slots measured as well on it and
         # better on a second corpus (docs/evaluation.md).
-        slots = self.rules.other_article_slots
-        if detect_language(query) not in self.article_languages:
-            slots = self.rules.cross_lingual_article_slots
+        cross_lingual = detect_language(query) not in self.article_languages
+        slots = self.rules.cross_lingual_article_slots if cross_lingual else self.rules.other_article_slots
         if slots:
             fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, slots, query_vector)
         hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
         timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
-        return Retrieval(hits, query_vector, terms, bm25_weight, timings, translations, translated_question)
+        lexical_share = bm25_weight
+        if cross_lingual and translations:
+            # The articles' words speak for a question in another language through its translated words: their
+            # share of the question, at the translation ranking's own weight, is the lexical share the answerer's
+            # evidence score gives term coverage (every weight from 0.25 to 0.75 measured alike on both corpora,
+            # docs/query-translation.md). The spread above keeps BM25's share: there the translations cost recall.
+            share = min(len(translations) / max(n_words, 1), 1.0)
+            lexical_share = max(bm25_weight, self.rules.translation_weight * share)
+        return Retrieval(hits, query_vector, terms, lexical_share, timings, translations, translated_question)
 
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
                               terms: list[str], bm25_weight: float, k: int, slots: int,

@@ -166,6 +166,41 @@ def test_an_english_question_is_searched_by_its_translation_too(service, transla
     assert not any(h.translation_rank for h in without.search("Which canal would link the two seas?", 5).hits)
 
 
+def test_a_translated_question_gives_the_answerer_a_lexical_share(service, translator):
+    # The English words match no Arabic term (BM25's share is 0), but one of the question's words is translated:
+    # its share, at the translation ranking's weight, lets the evidence score count the sentences' coverage of it.
+    question = "Which canal would link the two seas?"
+    plain = HybridRetriever(service.index, service.corpus, service.embedder, names=service.names)
+    assert plain.search(question, 5).bm25_weight == 0.0
+    retriever = HybridRetriever(service.index, service.corpus, service.embedder, names=service.names,
+                                translator=translator)
+    retrieval = retriever.search(question, 5)
+    share = len(retrieval.translations) / len(tokenize(question))
+    assert retrieval.bm25_weight == pytest.approx(retriever.rules.translation_weight * share) and share > 0
+    # An Arabic question keeps BM25's own share: nothing is translated.
+    arabic = retriever.search("ما القناة التي تربط البحرين؟", 5)
+    assert not arabic.translations and arabic.bm25_weight > 0
+
+
+def test_a_question_in_another_language_spreads_fewer_slots_over_the_articles(service, translator, monkeypatch):
+    from app.retrieval import RetrievalRules
+
+    retriever = HybridRetriever(service.index, service.corpus, service.embedder, names=service.names,
+                                translator=translator,
+                                rules=RetrievalRules(other_article_slots=3, cross_lingual_article_slots=1))
+    slots: list[int] = []
+    spread = retriever._spread_over_articles
+    monkeypatch.setattr(retriever, "_spread_over_articles", lambda *args: slots.append(args[5]) or spread(*args))
+    retriever.search("Which canal would link the two seas?", 5)
+    retriever.search("ما القناة التي تربط البحرين؟", 5)
+    assert slots == [1, 3]
+    # With no slots for it, the English question's top five are the fused order as it stands.
+    retriever.rules = RetrievalRules(other_article_slots=3, cross_lingual_article_slots=0)
+    slots.clear()
+    retriever.search("Which canal would link the two seas?", 5)
+    assert slots == []
+
+
 @pytest.mark.skipif(not (DICTD_DIR / "freedict-eng-ara.index").is_file(),
                     reason="Debian's dict-freedict-eng-ara is not installed")
 def test_the_installed_dictionary_reads_as_the_tiny_ones():
