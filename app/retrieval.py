@@ -182,7 +182,8 @@ class HybridRetriever:
             # The articles' words speak for a question in another language through its translated words: their
             # share of the question, at the translation ranking's own weight, is the lexical share the answerer's
             # evidence score gives term coverage (every weight from 0.25 to 0.75 measured alike on both corpora,
-            # docs/query-translation.md). The spread above keeps BM25's share: there the translations cost recall.
+            # docs/query-translation.md). The spread above keeps BM25's share: the translations' share there won one
+            # quote on corpus B and none on the seeds, and at two slots cost the seeds one.
             share = min(len(translations) / max(n_words, 1), 1.0)
             lexical_share = max(bm25_weight, self.rules.translation_weight * share)
         return Retrieval(hits, query_vector, terms, lexical_share, timings, translations, translated_question)

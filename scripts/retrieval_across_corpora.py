@@ -7,7 +7,7 @@ across_lexical_weight on one corpus by recall@5
 of the gold quotes (pooled over the answerable questions of both languages; ties go to the rules nearest the shipped
 ones), and scores the best on the other corpus, Arabic and English questions apart. The figures are those of
 docs/evaluation.md's "retrieval rules, fitted across" table. Only retrieval runs (no answers), each question embedded
-once, so a grid of a hundred and fifty rules takes under a minute. The translation weight is not in the grid: recall
+once, so the grid of 144 rules takes under a minute. The translation weight is not in the grid: recall
 alone favours 1.0 on corpus B, where it costs quote recall and must_include (docs/query-translation.md).
 """
 
