@@ -69,8 +69,7 @@ def english_line(article: Article, quote: str, n: int, question: str, english: E
 class AnswerRules:
     """The hand-set rules by which the extractive answerer scores sentences, quotes them or abstains. Each value was
     chosen by hand on the seed dev set (docs/architecture.md, docs/experiments.md); scripts/rules_across_corpora.py
-    refits six of them on one development corpus and scores them on the other (docs/evaluation.md); the number of
-    sentences a one-fact answer quotes is the value both corpora's fits chose. With an
+    refits the four thresholds on one development corpus and scores them on the other (docs/evaluation.md). With an
     evidence model (Settings.evidence_model) only the scoring weights apply: the model's features are those scores."""
 
     # Scoring: a sentence's evidence score is its similarity to the question...
@@ -89,9 +88,8 @@ class AnswerRules:
     across_article_quotes: int | None = 2  # ...at most this many from one article (None = no limit)...
     # ...ranked with this weight of term coverage, as the retriever picks such a question's articles.
     across_lexical_weight: float = ACROSS_LEXICAL_WEIGHT
-    # For any other question, the best sentence and at most this many in all (3: fitted on either development
-    # corpus; held out, strict precision and must_include rose on both, docs/evaluation.md)...
-    single_fact_sentences: int = 3
+    # For any other question, the best sentence and at most this many in all...
+    single_fact_sentences: int = 2
     # ...a further one from outside the best sentence's passage (chunk) only this close to the best...
     other_passage_margin: float = 0.005
     other_article_max_rank: int = 2  # ...and, from another article, from a chunk among these top hits...
