@@ -124,3 +124,54 @@ def test_an_article_without_a_known_outlet_is_named_by_its_id_never_one_article(
     english = EnglishRenderer(dictionaries=(None, None), english_words=False)
     assert source_line(article, "en", english) == "Article b07"
     assert source_line(article, "ar") == "بحسب مقال «ميناء جديد»"
+
+
+@pytest.fixture(scope="module")
+def renderer_for():
+    """An EnglishRenderer over a corpus of the given texts, with the installed FreeDict dictionaries: whether a word
+    is an ordinary one depends on them."""
+    from app.text.translate import DICTD_DIR
+
+    if not (DICTD_DIR / "freedict-ara-eng.index").is_file():
+        pytest.skip("Debian's dict-freedict-ara-eng is not installed")
+
+    def make(*texts: str, english_words: bool = False) -> EnglishRenderer:
+        corpus = Corpus({f"a{i}": make_article(f"a{i}", text) for i, text in enumerate(texts)})
+        return EnglishRenderer.for_corpus(corpus, english_words=english_words)
+
+    return make
+
+
+def test_a_word_with_tanween_is_a_case_ending_not_a_name(renderer_for):
+    declined = "قال رستم آغالي مؤكداً أن الميناء جاهز."
+    assert renderer_for(declined).digest(declined).names == ["Rastam Aghali"]
+    # Without its tanween the participle ("stressing") reads as one more word of the name.
+    plain = declined.replace("مؤكداً", "مؤكدا")
+    assert renderer_for(plain).digest(plain).names == ["Rastam Aghali Mokda"]
+
+
+def test_a_persons_title_opens_their_name_even_when_its_words_are_common(renderer_for):
+    # بدر ("full moon") and ناصر ("supporter") are common words; after الأمير they are a name, joined by بن.
+    text = "دشّن ولي العهد الأمير بدر بن ناصر الميناء الجديد، ثم عيّن المهندسة ليلى بنت حمد رئيسة له."
+    names = renderer_for(text).digest(text).names
+    assert names[0] == "Badr bin Nasr" and names[1].endswith("bint Hamd")
+    # A title before an al- word is a post, not a name: رئيس الوزراء ("the prime minister").
+    post = "قال رئيس الوزراء إن الميناء جاهز."
+    assert renderer_for(post).digest(post).names == []
+
+
+def test_the_adjective_of_a_name_is_spelled_as_the_question_spells_the_name(renderer_for):
+    text = "أعلن رئيس الوزراء القلداري أن الملء يبدأ في تموز، وقالت قلدار إنها ملتزمة."
+    clause = text.split("،")[0]
+    assert renderer_for(text).digest(clause).names == ["Qaldari"]  # letter by letter
+    # English text's word list spells قلدار as a word of its own ("Goldar"); the reader's spelling comes first.
+    english = renderer_for(text, english_words=True)
+    assert english.romanizer.english_spelling("قلدار") == "Goldar"
+    assert english.digest(clause, "When will Qaldar start filling the dam?").names == ["Qaldar"]
+
+
+def test_ordinary_words_are_not_taken_for_names(renderer_for):
+    # A feminine relative adjective of a common word (استثمارية, "investment"), and a preposition on a word that a
+    # short language name of CLDR's spells (بشأن is not ب + Shan).
+    text = "وقّعت الشركة مذكرة تفاهم بشأن صفقة بالتزامات استثمارية تبلغ 6.8 مليار دولار."
+    assert renderer_for(text).digest(text).names == []

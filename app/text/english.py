@@ -86,6 +86,10 @@ _MONTH_FIRST_WORDS = {"كانون", "تشرين"}  # كانون الثاني: a 
 _TOKEN = re.compile(r"(?<![a-z\d])\d+(?:[.,]\d+)*(?![a-z])|[\u0621-\u064a]+|%|[،,.;:؛()«»\"“”!?؟]")
 
 
+# An Arabic word with tanween (fathatan, dammatan, kasratan) anywhere in it, alif after the mark or before it.
+_DECLINED = re.compile("[\u0621-\u0652\u0640]*[\u064b-\u064d][\u0621-\u0652\u0640]*")
+
+
 def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalize(text))
 
@@ -223,6 +227,10 @@ def _places() -> dict[tuple[str, ...], str]:
             if code not in names or code.isdigit() or "(" in name:
                 continue
             words = tuple(normalize(name).split())
+            if adjectives and not (len(words) == 1 and words[0].endswith("يه")):
+                # Only a language named by its adjective (الإسبانية); the others are short words of their own that
+                # ordinary text uses (شان, "matter", after ب is not Shan; اني is not Anii).
+                continue
             forms = [words]
             if len(words) == 1:
                 word = words[0]
@@ -240,6 +248,11 @@ _TITLES = {normalize(w) for w in (
     "المتحدثة", "الخبير", "الخبيرة", "الباحث", "الباحثة", "مدير", "مديرة", "الأمير", "الأميرة", "الملك", "الشيخ",
     "السيد", "السيدة", "النائب", "النائبة", "المحلل", "المحللة", "مراسل", "مراسلة", "العاصمة", "مدينة", "ميناء",
     "نهر", "سد", "شركة", "وكالة", "صحيفة", "موقع", "مجموعة", "معهد", "مؤسسة")}
+# Titles that a person's name follows (الأمير بدر بن ناصر, المهندسة ليلى بنت حمد الصقري), and the words of lineage.
+_PERSON_TITLES = {normalize(w) for w in (
+    "الأمير", "الأميرة", "الملك", "الملكة", "السلطان", "الشيخ", "الشيخة", "السيد", "السيدة", "الدكتور", "الدكتورة",
+    "المهندس", "المهندسة", "الرئيس", "الجنرال", "اللواء", "العميد", "العقيد", "الإمام", "القاضي")}
+_LINEAGE = {normalize(w) for w in ("بن", "بنت", "ابن")}
 _NAME_ZIPF_AR = 3.0  # below this Arabic word frequency a word the dictionary does not know is taken for a name
 _NAME_PART_ZIPF = 4.0  # ...and below this one, beside such a word, for another word of the same name
 _COMMON_ZIPF_AR = 3.3  # a form this frequent, once its affixes are taken off, shows an ordinary word
@@ -274,6 +287,8 @@ def _affix_variants(word: str) -> set[str]:
         stems |= {s[len(p):] for s in stems for p in _PREFIXES if s.startswith(p) and len(s) - len(p) >= 3}
     stems |= {s[1:] for s in stems if s.startswith(_VERB_PREFIXES) and len(s) >= 6}
     stems |= {s[: -len(x)] for s in stems for x in _SUFFIXES if s.endswith(x) and len(s) - len(x) >= 3}
+    # A feminine relative adjective (استثمارية → استثمار, "investment"); the masculine -ي ends too many names.
+    stems |= {s[:-2] for s in stems if s.endswith("يه") and len(s) >= 6}
     # A feminine (مؤكدة → مؤكد) or a past verb's (حشدت → حشد) ending, on a word long enough not to be a short name.
     stems |= {s[:-1] for s in stems if s.endswith(("ه", "ت")) and len(s) >= 5}
     for pronoun in ("ه", "ها", "هم"):  # بأكمله → اكمل: a preposition with a pronoun, not a name
@@ -468,17 +483,35 @@ class EnglishRenderer:
                 continue
             found.append((start, match[2] or self.romanizer.name(" ".join(words), spellings)))
             taken |= set(range(start, start + len(words)))
+        # A word written with tanween (مؤكداً, "stressing") has a case ending, which names do not take.
+        declined = {normalize(w) for w in _DECLINED.findall(text)}
+        for i in range(len(tokens) - 1):  # الأمير بدر بن ناصر: after a person's title, a name even of common words
+            if tokens[i] not in _PERSON_TITLES or i + 1 in taken or not self._may_open_name(tokens[i + 1], declined):
+                continue
+            end = i + 2
+            while end < len(tokens) and end not in taken:
+                if tokens[end] in _LINEAGE and end + 1 < len(tokens) and end + 1 not in taken \
+                        and self._may_open_name(tokens[end + 1], declined):
+                    end += 2  # بن راشد, بنت حمد
+                elif tokens[end] not in declined and self._in_name(tokens[end]):
+                    end += 1  # الكندي, a family name after the given names
+                else:
+                    break
+            run = tokens[i + 1 : end]
+            found.append((i + 1, self.romanizer.name(" ".join(run), spellings)))
+            taken |= set(range(i + 1, end))
         for i in range(len(tokens)):  # رستم آغالي, ليفان دارسي
-            if i in taken or not self.is_name(self._bare(tokens[i])):
+            if i in taken or tokens[i] in declined or not self.is_name(self._bare(tokens[i])):
                 continue
             start, end = i, i + 1
             adjective = _adjective_base(tokens[i][2:] if tokens[i].startswith("ال") else tokens[i], self.vocabulary)
             # A name does not open with the article: an al- word before it is the noun it follows ("the Kremlin's
             # spokesman Dmitri Peskov"), and an al- word standing alone is a common noun (الدول, "the states").
             while (not adjective and start > 0 and start - 1 not in taken and not tokens[start - 1].startswith("ال")
-                   and self._in_name(tokens[start - 1])):
+                   and tokens[start - 1] not in declined and self._in_name(tokens[start - 1])):
                 start -= 1
-            while not adjective and end < len(tokens) and end not in taken and self._in_name(tokens[end]):
+            while (not adjective and end < len(tokens) and end not in taken and tokens[end] not in declined
+                   and self._in_name(tokens[end])):
                 end += 1
             while not adjective and end - start > 1 and tokens[start].startswith("ال"):
                 start += 1
@@ -489,6 +522,13 @@ class EnglishRenderer:
             taken |= set(range(start, end))
         return sorted(found)
 
+    @staticmethod
+    def _may_open_name(word: str, declined: set[str]) -> bool:
+        """Whether `word`, right after a person's title, can be the first word of their name: a word, not an
+        al- word (رئيس الوزراء, "the prime minister", is a title too), a function word or a declined word."""
+        return (word[0].isalpha() and len(word) >= 3 and not word.startswith("ال") and word not in STOPWORDS
+                and word not in declined and word not in _TITLES and word not in _LINEAGE)
+
     def _name_or_adjective(self, run: list[str], spellings: list[str]) -> str:
         """A run of name words in Latin; a one-word adjective of a name the corpus uses (الزمرانية from زمران) as the
         name with -i: Zamrani."""
@@ -496,9 +536,13 @@ class EnglishRenderer:
             word = run[0][2:] if run[0].startswith("ال") and len(run[0]) > 4 else run[0]
             base = _adjective_base(word, self.vocabulary)
             if base and self.is_name(base, adjective=False):
-                # The adjective of a name English knows is left to that name (الأوروبية → Europe); of another,
-                # the name with -i (الزمرانية → Zamrani).
+                # The adjective of a name English knows is left to that name (الأوروبية → Europe); of another, the
+                # name with -i (الزمرانية → Zamrani). Either as the reader spells the name, when the question does
+                # (Qaldar: القلداري → Qaldar, not the word list's Goldar).
                 known = self.romanizer.english_spelling(base)
+                for latin in spellings:
+                    if fits(base, latin):
+                        return latin if known else latin + "i"
                 return known or self.romanizer.word(base, spellings) + "i"
         return self.romanizer.name(" ".join(run), spellings)
 

@@ -53,7 +53,7 @@ _KEY_LATIN = {"b": "B", "p": "B", "f": "F", "v": "F", "l": "L", "m": "M", "n": "
 _KEY_ARABIC = {"ب": "B", "ف": "F", "ل": "L", "م": "M", "ن": "N", "ر": "R"}
 _MIN_CONSONANTS = 3  # shorter names fit too many English words to say which one is meant
 # English words that stand for themselves in Arabic script, in names of English-language outlets ("ذا ميريديان بوست").
-_ENGLISH_ARTICLES = {"ذا": "The", "اوف": "of", "اند": "and"}
+_ENGLISH_ARTICLES = {"ذا": "The", "اوف": "of", "اند": "and", "بن": "bin", "بنت": "bint", "ابن": "ibn"}
 
 
 def _clean(word: str) -> str:
