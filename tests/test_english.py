@@ -175,3 +175,10 @@ def test_ordinary_words_are_not_taken_for_names(renderer_for):
     # short language name of CLDR's spells (بشأن is not ب + Shan).
     text = "وقّعت الشركة مذكرة تفاهم بشأن صفقة بالتزامات استثمارية تبلغ 6.8 مليار دولار."
     assert renderer_for(text).digest(text).names == []
+
+
+def test_a_reference_marker_in_a_quote_is_no_figure():
+    english = EnglishRenderer(dictionaries=(None, None), english_words=False)
+    assert english.digest("قال المصدر [12]: بلغت الكلفة ٢٫١ مليار دولار.").figures == ["2.1 billion dollars"]
+    # As the answer shows article text, defused (app.answer.models.defuse_markers), in Arabic-Indic digits too.
+    assert english.digest("قال المصدر ［١٢］: بلغت الكلفة ٢٫١ مليار دولار.").figures == ["2.1 billion dollars"]

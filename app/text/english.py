@@ -90,6 +90,10 @@ _TOKEN = re.compile(r"(?<![a-z\d])\d+(?:[.,]\d+)*(?![a-z])|[\u0621-\u064a]+|%|[�
 _DECLINED = re.compile("[\u0621-\u0652\u0640]*[\u064b-\u064d][\u0621-\u0652\u0640]*")
 
 
+# A reference marker in an article ([9], or ［9］ as the answer shows it once defused).
+_REFERENCE = re.compile(r"[\[［]\s*[\d\u0660-\u0669]+\s*[\]］]")
+
+
 def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalize(text))
 
@@ -553,6 +557,7 @@ class EnglishRenderer:
         quote, and the terms it asks about are glossed (no others)."""
         spellings = re.findall(r"[A-Za-z][A-Za-z'’-]+", question)
         asked = {_singular(w.lower()) for w in spellings}
+        text = _REFERENCE.sub(" ", text)  # a footnote's [9] is no figure of the quote
         tokens = _tokens(text)
         taken: set[int] = set()
         figure_items = figure_spans(tokens)
