@@ -432,3 +432,15 @@ def test_the_model_name_fixes_the_language_and_unknown_names_are_404():
     with pytest.raises(InvalidRequest) as raised:
         _request(("user", "q"), model="gpt-4o").language()
     assert raised.value.status == 404 and raised.value.code == "model_not_found"
+
+
+def test_html_in_an_article_reaches_a_chat_client_as_text_not_markup():
+    quote = "قال <script>alert(1)</script> و<img src=x onerror=alert(1)> إن 3 < 5"
+    citation = Citation(n=1, article_id="a", title="<b>t</b>", source="s", chunk_id="a#0", start=0, end=len(quote),
+                        quote=quote, support=1.0, supported=True)
+    answer = Answer(answer=f"- s: «{quote}» [1]", language="ar", abstained=False, citations=[citation], hits=[],
+                    mode="extractive")
+    content = with_sources(answer)
+    assert "<script" not in content and "<img" not in content and "</" not in content and "<b>" not in content
+    assert "&lt;script>alert(1)&lt;/script>" in content and "3 < 5" in content  # shown as text, comparisons kept
+    assert answer.citations[0].quote == quote  # the structured quote stays the article's exact text

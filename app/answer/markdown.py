@@ -1,11 +1,17 @@
 """An answer as a chat window shows it: the text with its [n] markers, then a short Markdown list of the sources.
 
 The OpenAI-compatible endpoint and the MCP server write answers this way; the structured citations travel beside
-the text, unchanged. Article text in the list goes through defuse_markers, so the only [n] are the citations."""
+the text, unchanged. Article text in the list goes through defuse_markers, so the only [n] are the citations, and
+an HTML tag an article holds reaches the client as text (&lt;), never as markup its Markdown renderer would run."""
 
 from __future__ import annotations
 
+import re
+
 from app.answer.models import Answer, Citation, defuse_markers
+
+# The start of an HTML tag, comment or declaration (<script, </b, <!--, <?xml); "a < b" is left alone.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 SOURCES_HEADING = {"ar": "**المصادر**", "en": "**Sources**"}
 
@@ -14,9 +20,9 @@ def with_sources(answer: Answer) -> str:
     """The answer's text and, unless it abstained, a "Sources" list: one line per citation, `- [n] outlet — title:
     «quote»` (and the quote's machine translation, when it has one). An abstention is its one sentence."""
     if answer.abstained or not answer.citations:
-        return answer.answer
+        return _TAG_START.sub("&lt;", answer.answer)
     items = "\n".join(source_item(citation) for citation in answer.citations)
-    return f"{answer.answer}\n\n{SOURCES_HEADING[answer.language]}\n{items}"
+    return _TAG_START.sub("&lt;", f"{answer.answer}\n\n{SOURCES_HEADING[answer.language]}\n{items}")
 
 
 def source_item(citation: Citation) -> str:
