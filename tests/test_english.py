@@ -182,3 +182,15 @@ def test_a_reference_marker_in_a_quote_is_no_figure():
     assert english.digest("قال المصدر [12]: بلغت الكلفة ٢٫١ مليار دولار.").figures == ["2.1 billion dollars"]
     # As the answer shows article text, defused (app.answer.models.defuse_markers), in Arabic-Indic digits too.
     assert english.digest("قال المصدر ［١٢］: بلغت الكلفة ٢٫١ مليار دولار.").figures == ["2.1 billion dollars"]
+
+
+def test_word_frequencies_are_read_for_the_word_as_written_not_as_normalised(renderer_for):
+    from wordfreq import zipf_frequency
+
+    from app.text.english import _zipf
+
+    # Normalised text writes ة as ه; the word list knows مناورة ("manoeuvre"), not مناوره.
+    assert zipf_frequency("مناوره", "ar") < 2.5 < 3.3 < _zipf("مناوره", "ar")
+    # So تتلقى ("receives") and مسألة ("matter") are ordinary words, not names beside زمران.
+    text = "فقد كانت زمران تتلقى قبل بدء تشغيل السد نحو ١٣٫٥ مليار متر مكعب سنوياً، وهي مسألة حياة."
+    assert renderer_for(text).digest(text).names == ["Zamran"]

@@ -276,7 +276,25 @@ _SUFFIXES = ("هما", "ها", "هم", "كم", "نا", "ات", "ون", "ين", "
 def _zipf(word: str, language: str) -> float:
     from wordfreq import zipf_frequency
 
-    return zipf_frequency(word, language)
+    if language != "ar":
+        return zipf_frequency(word, language)
+    return max(zipf_frequency(form, language) for form in _written_forms(word))
+
+
+def _written_forms(word: str) -> set[str]:
+    """The ways a normalised Arabic word (app.text.arabic.normalize: ة→ه, أ/إ/آ→ا, ى→ي) may be written: the word
+    list counts مناورة, not مناوره (Zipf 3.6 against 1.9), so a normalised form alone reads as a rare word."""
+    forms = {word}
+    if len(word) > 3 and word.endswith("ه"):
+        forms.add(word[:-1] + "ة")
+    if word.endswith("ي"):
+        forms |= {f[:-1] + "ى" for f in forms}
+    for article in ("وال", "بال", "لل", "ال", "و", "ب", "ل", "ف", ""):  # longest first: the alef after them
+        rest = word[len(article):]
+        if word.startswith(article) and rest.startswith("ا") and len(rest) >= 3:
+            forms |= {f[: len(article)] + hamza + f[len(article) + 1 :] for f in forms for hamza in "أإ"}
+            break
+    return forms
 
 
 def _singular(word: str) -> str:
