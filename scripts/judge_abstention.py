@@ -1,45 +1,71 @@
-"""Experiment (docs/experiments.md): does a one-token YES/NO judgement by the local model, over the evidence the
-extractive answerer selected, tell near-miss unanswerable questions from answerable ones? Needs the model server
-(scripts/serve_llm.sh) on 127.0.0.1:8089; writes one JSON line a question (its P(YES) from the token log-probs).
+"""Experiment (docs/experiments.md): does a one-token YES/NO judgement by a model, over the evidence the extractive
+answerer selected, tell near-miss unanswerable questions from answerable ones? Writes one JSON line a question, with
+its P(YES) read from the first token's log-probabilities.
 
-    scripts/serve_llm.sh &  python scripts/judge_abstention.py > judge.jsonl
+    scripts/serve_llm.sh &  .venv/bin/python scripts/judge_abstention.py > judge.jsonl
+
+Any OpenAI-compatible chat endpoint that returns log-probabilities will do (llama.cpp's server, vLLM, a hosted API):
+JUDGE_BASE_URL (default the local model server, http://127.0.0.1:8089/v1), JUDGE_MODEL (default
+qwen2.5-coder-1.5b) and JUDGE_API_KEY (sent as a bearer token when set). Issue 14's near misses wait on a stronger
+judge than the local 1.5B model; this is how one is scored.
 """
+
+from __future__ import annotations
+
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from app.eval import build_service, load_gold
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.eval import build_service, load_gold  # noqa: E402
+
+CORPORA = (("eval/dev.jsonl", "seeds"), ("eval/corpus-b/questions.jsonl", "eval/corpus-b"))
 SYSTEM = ("You check whether numbered sentences from news articles state the answer to a question. "
           "The answer must be stated explicitly: the specific person, organisation, number, date, place or fact the "
           "question asks for, about exactly the subject the question names. Related information about the same topic "
           "is not enough. Reply with one word: YES or NO.")
-def ask(q, sentences):
+MAX_SENTENCES = 4
+
+
+def p_yes(client: httpx.Client, model: str, question: str, sentences: list[str]) -> float:
+    """The model's probability that the sentences state the answer: P(YES) / (P(YES) + P(NO)) over its first token's
+    top log-probabilities (0.5 when neither word is among them)."""
     numbered = "\n".join(f"[{i}] {' '.join(s.split())}" for i, s in enumerate(sentences, 1))
-    user = f"Sentences:\n{numbered}\n\nQuestion: {q}\n\nDo the sentences state the answer to the question? Reply YES or NO."
-    body = {"model": "qwen2.5-coder-1.5b", "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+    user = (f"Sentences:\n{numbered}\n\nQuestion: {question}\n\n"
+            "Do the sentences state the answer to the question? Reply YES or NO.")
+    body = {"model": model, "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
             "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 10}
-    r = httpx.post("http://127.0.0.1:8089/v1/chat/completions", json=body, timeout=300).json()
-    top = r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    reply = client.post("/chat/completions", json=body).raise_for_status().json()
     p = {"yes": 0.0, "no": 0.0}
-    for t in top:
-        k = t["token"].strip().lower()
-        if k in p:
-            p[k] += math.exp(t["logprob"])
+    for candidate in reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]:
+        word = candidate["token"].strip().lower()
+        if word in p:
+            p[word] += math.exp(candidate["logprob"])
     return p["yes"] / (p["yes"] + p["no"]) if p["yes"] + p["no"] > 0 else 0.5
 
-out = []
-for gold, corpus in [("eval/dev.jsonl", "seeds"), ("eval/corpus-b/questions.jsonl", "eval/corpus-b")]:
-    svc = build_service("extractive", corpus_dir=Path(corpus))
-    for row in load_gold(gold):
-        res = svc.ask_with_retrieval(row["question"], None, 5)
-        sel = svc.answerer.select(row["question"], res.retrieval) if hasattr(svc.answerer, "select") else []
-        sentences = [e.text for e in sel][:4]
-        t = time.time()
-        p = ask(row["question"], sentences) if sentences else 0.0
-        out.append({"corpus": corpus, "id": row["id"], "lang": row["lang"], "answerable": row["answerable"],
-                    "abstained": res.answer.abstained, "p_yes": p, "n": len(sentences), "s": round(time.time()-t, 1)})
-        print(json.dumps(out[-1]), flush=True)
+
+def main() -> None:
+    model = os.environ.get("JUDGE_MODEL", "qwen2.5-coder-1.5b")
+    key = os.environ.get("JUDGE_API_KEY")
+    client = httpx.Client(base_url=os.environ.get("JUDGE_BASE_URL", "http://127.0.0.1:8089/v1"), timeout=300,
+                          headers={"Authorization": f"Bearer {key}"} if key else None)
+    for gold, corpus in CORPORA:
+        service = build_service("extractive", corpus_dir=Path(corpus))
+        for row in load_gold(Path(gold)):
+            result = service.ask_with_retrieval(row["question"], None, 5)
+            sentences = [e.text for e in service.answerer.select(row["question"], result.retrieval)][:MAX_SENTENCES]
+            started = time.time()
+            p = p_yes(client, model, row["question"], sentences) if sentences else 0.0
+            print(json.dumps({"corpus": corpus, "id": row["id"], "lang": row["lang"], "answerable": row["answerable"],
+                              "abstained": result.answer.abstained, "p_yes": p, "n": len(sentences),
+                              "s": round(time.time() - started, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -398,3 +398,29 @@ def test_the_sources_list_of_chat_clients_shows_a_machine_translation_as_one(ser
     text = with_sources(answer.model_copy(update={"citations": [translated]}))
     item = text.split("**Sources**\n", 1)[1]
     assert "(machine translation: Peskov said cooperation ［9］ grows.)" in item and "[9]" not in text
+
+
+def test_the_abstention_judge_reads_p_yes_from_the_first_tokens_log_probabilities():
+    # scripts/judge_abstention.py scores a judge model for issue 14's near misses over any OpenAI-compatible server.
+    import importlib.util
+    import json as _json
+    import math as _math
+    from pathlib import Path as _Path
+
+    import httpx
+
+    spec = importlib.util.spec_from_file_location(
+        "judge_abstention", _Path(__file__).resolve().parents[1] / "scripts" / "judge_abstention.py")
+    judge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(judge)
+    seen = {}
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.update(_json.loads(request.content))
+        top = [{"token": " YES", "logprob": _math.log(0.6)}, {"token": "No", "logprob": _math.log(0.2)},
+               {"token": "Maybe", "logprob": _math.log(0.1)}]
+        return httpx.Response(200, json={"choices": [{"logprobs": {"content": [{"top_logprobs": top}]}}]})
+
+    client = httpx.Client(base_url="http://judge/v1", transport=httpx.MockTransport(reply))
+    assert judge.p_yes(client, "m", "Who heads it?", ["الجملة الأولى", "الثانية"]) == pytest.approx(0.75)
+    assert seen["model"] == "m" and seen["max_tokens"] == 1 and "[2] الثانية" in seen["messages"][1]["content"]
