@@ -101,14 +101,17 @@ def _tokens(text: str) -> list[str]:
 def _without_clitic(word: str, known: Iterable[str]) -> str | None:
     """`word`, or `word` without a leading conjunction/preposition, if that is in `known`."""
     known = known if isinstance(known, (set, dict, frozenset)) else set(known)
-    if word in known:
-        return word
-    for clitic in _CLITICS:
-        if word.startswith(clitic) and word[len(clitic):] in known:
-            return word[len(clitic):]
-    if word.startswith(("وب", "ول", "فب", "فل")) and word[2:] in known:
-        return word[2:]
-    return None
+    return next((form for form in _clitic_forms(word) if form in known), None)
+
+
+@lru_cache(maxsize=200_000)
+def _clitic_forms(word: str) -> tuple[str, ...]:
+    """`word`, then `word` without each leading conjunction or preposition it may carry, in the order they are
+    tried (every figure and place lookup of a quote's words goes through these)."""
+    forms = [word, *(word[len(clitic):] for clitic in _CLITICS if word.startswith(clitic))]
+    if word.startswith(("وب", "ول", "فب", "فل")):
+        forms.append(word[2:])
+    return tuple(forms)
 
 
 def _stem_case(word: str) -> str:
@@ -148,9 +151,21 @@ def _number_words(tokens: list[str], i: int) -> tuple[float, int] | None:
 def _match(tokens: list[str], i: int, phrase: tuple[str, ...]) -> bool:
     window = tokens[i : i + len(phrase)]
     if len(phrase) == 1 and window:
-        word = _without_clitic(window[0], {phrase[0], _stem_case(window[0])}) or window[0]
-        return phrase[0] in (word, _stem_case(word))
+        return _word_is(window[0], phrase[0])
     return tuple(window) == phrase
+
+
+@lru_cache(maxsize=200_000)
+def _loose_forms(word: str) -> frozenset[str]:
+    """Every one-word phrase `word` may be (_word_is is true only for some of these): a quick test first."""
+    return frozenset(form for bare in _clitic_forms(word) for form in (bare, _stem_case(bare)))
+
+
+@lru_cache(maxsize=200_000)
+def _word_is(word: str, target: str) -> bool:
+    """Whether `word` is the one-word phrase `target`, with a clitic or a case ending (بالدولار, دولارات)."""
+    bare = _without_clitic(word, {target, _stem_case(word)}) or word
+    return target in (bare, _stem_case(bare))
 
 
 def figure_spans(tokens: list[str]) -> list[tuple[int, int, str]]:
@@ -160,8 +175,10 @@ def figure_spans(tokens: list[str]) -> list[tuple[int, int, str]]:
     while i < len(tokens):
         start, token = i, tokens[i]
         qualifier = ""
+        forms = _loose_forms(token)
         for phrase, english in _QUALIFIERS:
-            if _match(tokens, i, phrase[:1]) and tuple(tokens[i + 1 : i + len(phrase)]) == phrase[1:]:
+            if (phrase[0] in forms and _match(tokens, i, phrase[:1])
+                    and tuple(tokens[i + 1 : i + len(phrase)]) == phrase[1:]):
                 after = i + len(phrase)
                 if after < len(tokens) and (tokens[after][0].isdigit() or _number_words(tokens, after)):
                     qualifier, i, token = english, after, tokens[after]
@@ -363,6 +380,7 @@ class EnglishRenderer:
         for name in ("is_name", "_in_name", "_ordinary", "_is_ordinary", "gloss"):
             setattr(self, name, lru_cache(maxsize=1 << 16)(getattr(self, name)))
         self.romanizer = Romanizer(known=self.senses, is_ordinary=self._is_ordinary, english_words=english_words)
+        self._starts: dict[int, tuple[dict, dict[int, set[str]]]] = {}
 
     @classmethod
     def for_corpus(cls, corpus, dictionaries=None, english_words: bool = True) -> EnglishRenderer:
@@ -488,11 +506,15 @@ class EnglishRenderer:
         and runs of name-like words."""
         found: list[tuple[int, str]] = []
         for table in (self.outlets, _places()):
-            starts: dict[int, set[str]] = {}
-            for words in table:
-                starts.setdefault(len(words), set()).add(words[0])
+            starts = self._first_words(table)
+            # The positions whose word (or the word without its clitic) opens some entry: most words open none.
+            openers = [i for i, token in enumerate(tokens) if not starts[0].isdisjoint(_clitic_forms(token))]
             for size in sorted(starts, reverse=True):
-                for i in range(len(tokens) - size + 1):
+                if not size:
+                    continue
+                for i in openers:
+                    if i > len(tokens) - size:
+                        break
                     first = _without_clitic(tokens[i], starts[size])
                     key = (first, *tokens[i + 1 : i + size]) if first else None
                     if key in table and not taken & set(range(i, i + size)):
@@ -550,6 +572,19 @@ class EnglishRenderer:
         al- word (رئيس الوزراء, "the prime minister", is a title too), a function word or a declined word."""
         return (word[0].isalpha() and len(word) >= 3 and not word.startswith("ال") and word not in STOPWORDS
                 and word not in declined and word not in _TITLES and word not in _LINEAGE)
+
+    def _first_words(self, table: dict[tuple[str, ...], str]) -> dict[int, set[str]]:
+        """The first words of a phrase table's entries by entry length (0: of every length), worked out once per
+        table: the places table holds a few thousand entries, and building this for every quote was most of an
+        English answer's time."""
+        key = id(table)
+        if key not in self._starts:
+            starts: dict[int, set[str]] = {0: set()}  # 0: the first words of entries of every length
+            for words in table:
+                starts.setdefault(len(words), set()).add(words[0])
+                starts[0].add(words[0])
+            self._starts[key] = (table, starts)  # the table kept with it, so its id is never reused
+        return self._starts[key][1]
 
     def _name_or_adjective(self, run: list[str], spellings: list[str]) -> str:
         """A run of name words in Latin; a one-word adjective of a name the corpus uses (الزمرانية from زمران) as the
