@@ -264,6 +264,22 @@ def _places() -> dict[tuple[str, ...], str]:
     return out
 
 
+def _first_words(table: dict[tuple[str, ...], str]) -> dict[int, set[str]]:
+    """The first words of a phrase table's entries by entry length, and under 0 those of every length. Worked out
+    once per table: the places table holds a few thousand entries, and building this for every quote was most of
+    an English answer's time."""
+    starts: dict[int, set[str]] = {0: set()}
+    for words in table:
+        starts.setdefault(len(words), set()).add(words[0])
+        starts[0].add(words[0])
+    return starts
+
+
+@lru_cache(maxsize=1)
+def _place_first_words() -> dict[int, set[str]]:
+    return _first_words(_places())
+
+
 _TITLES = {normalize(w) for w in (
     "الرئيس", "رئيس", "وزير", "وزيرة", "الوزير", "الوزيرة", "الدكتور", "الدكتورة", "السفير", "السفيرة", "المتحدث",
     "المتحدثة", "الخبير", "الخبيرة", "الباحث", "الباحثة", "مدير", "مديرة", "الأمير", "الأميرة", "الملك", "الشيخ",
@@ -380,7 +396,7 @@ class EnglishRenderer:
         for name in ("is_name", "_in_name", "_ordinary", "_is_ordinary", "gloss"):
             setattr(self, name, lru_cache(maxsize=1 << 16)(getattr(self, name)))
         self.romanizer = Romanizer(known=self.senses, is_ordinary=self._is_ordinary, english_words=english_words)
-        self._starts: dict[int, tuple[dict, dict[int, set[str]]]] = {}
+        self._outlet_first_words = _first_words(self.outlets)
 
     @classmethod
     def for_corpus(cls, corpus, dictionaries=None, english_words: bool = True) -> EnglishRenderer:
@@ -505,8 +521,7 @@ class EnglishRenderer:
         in English, countries and peoples (CLDR), names quoted with their Latin form in brackets or quoted alone,
         and runs of name-like words."""
         found: list[tuple[int, str]] = []
-        for table in (self.outlets, _places()):
-            starts = self._first_words(table)
+        for table, starts in ((self.outlets, self._outlet_first_words), (_places(), _place_first_words())):
             # The positions whose word (or the word without its clitic) opens some entry: most words open none.
             openers = [i for i, token in enumerate(tokens) if not starts[0].isdisjoint(_clitic_forms(token))]
             for size in sorted(starts, reverse=True):
@@ -572,19 +587,6 @@ class EnglishRenderer:
         al- word (رئيس الوزراء, "the prime minister", is a title too), a function word or a declined word."""
         return (word[0].isalpha() and len(word) >= 3 and not word.startswith("ال") and word not in STOPWORDS
                 and word not in declined and word not in _TITLES and word not in _LINEAGE)
-
-    def _first_words(self, table: dict[tuple[str, ...], str]) -> dict[int, set[str]]:
-        """The first words of a phrase table's entries by entry length (0: of every length), worked out once per
-        table: the places table holds a few thousand entries, and building this for every quote was most of an
-        English answer's time."""
-        key = id(table)
-        if key not in self._starts:
-            starts: dict[int, set[str]] = {0: set()}  # 0: the first words of entries of every length
-            for words in table:
-                starts.setdefault(len(words), set()).add(words[0])
-                starts[0].add(words[0])
-            self._starts[key] = (table, starts)  # the table kept with it, so its id is never reused
-        return self._starts[key][1]
 
     def _name_or_adjective(self, run: list[str], spellings: list[str]) -> str:
         """A run of name words in Latin; a one-word adjective of a name the corpus uses (الزمرانية from زمران) as the
