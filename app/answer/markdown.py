@@ -19,10 +19,11 @@ SOURCES_HEADING = {"ar": "**المصادر**", "en": "**Sources**"}
 def with_sources(answer: Answer) -> str:
     """The answer's text and, unless it abstained, a "Sources" list: one line per citation, `- [n] outlet — title:
     «quote»` (and the quote's machine translation, when it has one). An abstention is its one sentence."""
-    if answer.abstained or not answer.citations:
-        return _TAG_START.sub("&lt;", answer.answer)
-    items = "\n".join(source_item(citation) for citation in answer.citations)
-    return _TAG_START.sub("&lt;", f"{answer.answer}\n\n{SOURCES_HEADING[answer.language]}\n{items}")
+    text = answer.answer
+    if not answer.abstained and answer.citations:
+        items = "\n".join(source_item(citation) for citation in answer.citations)
+        text = f"{text}\n\n{SOURCES_HEADING[answer.language]}\n{items}"
+    return _TAG_START.sub("&lt;", text)
 
 
 def source_item(citation: Citation) -> str:
