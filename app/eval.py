@@ -59,6 +59,12 @@ RETRIEVAL_KEYS = ("retrieval_recall_at_k", "retrieval_article_recall_at_k", "mrr
 # Gold data
 
 
+# The two development corpora, (gold questions, articles) relative to the project root: what `make eval` scores, and
+# what the scripts fitting rules on one and scoring them on the other read (scripts/*_across_corpora.py).
+DEV_CORPORA = {"seeds": (Path("eval/dev.jsonl"), Path("seeds")),
+               "corpus-b": (Path("eval/corpus-b/questions.jsonl"), Path("eval/corpus-b"))}
+
+
 class GoldError(ValueError):
     pass
 

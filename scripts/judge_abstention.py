@@ -23,9 +23,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.eval import build_service, load_gold  # noqa: E402
+from app.eval import DEV_CORPORA, build_service, load_gold  # noqa: E402
 
-CORPORA = (("eval/dev.jsonl", "seeds"), ("eval/corpus-b/questions.jsonl", "eval/corpus-b"))
 SYSTEM = ("You check whether numbered sentences from news articles state the answer to a question. "
           "The answer must be stated explicitly: the specific person, organisation, number, date, place or fact the "
           "question asks for, about exactly the subject the question names. Related information about the same topic "
@@ -55,9 +54,9 @@ def main() -> None:
     key = os.environ.get("JUDGE_API_KEY")
     client = httpx.Client(base_url=os.environ.get("JUDGE_BASE_URL", "http://127.0.0.1:8089/v1"), timeout=300,
                           headers={"Authorization": f"Bearer {key}"} if key else None)
-    for gold, corpus in CORPORA:
-        service = build_service("extractive", corpus_dir=Path(corpus))
-        for row in load_gold(Path(gold)):
+    for gold, corpus in DEV_CORPORA.values():
+        service = build_service("extractive", corpus_dir=corpus)
+        for row in load_gold(gold):
             result = service.ask_with_retrieval(row["question"], None, 5)
             sentences = [e.text for e in service.answerer.select(row["question"], result.retrieval)][:MAX_SENTENCES]
             started = time.time()

@@ -20,30 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.eval import Span, build_service, load_gold, locate_quotes, overlaps  # noqa: E402
+from app.embeddings import CachedQueries  # noqa: E402
+from app.eval import DEV_CORPORA, Span, build_service, load_gold, locate_quotes, retrieval_metrics  # noqa: E402
 from app.retrieval import RetrievalRules  # noqa: E402
 
-CORPORA = {"seeds": ("eval/dev.jsonl", "seeds"), "corpus-b": ("eval/corpus-b/questions.jsonl", "eval/corpus-b")}
 GRID = {"other_article_slots": (1, 2, 3, 4), "cross_lingual_article_slots": (0, 1, 2, 3),
         "sentence_weight": (0.25, 0.5, 1.0), "across_lexical_weight": (0.5, 1.0, 2.0)}
 K = 5
-
-
-class _Memo:
-    """The service's embedder with each question embedded once for the whole grid."""
-
-    def __init__(self, embedder):
-        self.embedder = embedder
-        self.seen: dict[tuple[str, ...], object] = {}
-
-    def embed_queries(self, texts):
-        key = tuple(texts)
-        if key not in self.seen:
-            self.seen[key] = self.embedder.embed_queries(texts)
-        return self.seen[key]
-
-    def __getattr__(self, name):
-        return getattr(self.embedder, name)
 
 
 def _questions(gold: Path, service) -> list[tuple[dict, list[Span], int]]:
@@ -67,8 +50,9 @@ def recall(service, questions, rules: RetrievalRules, lang: str | None = None) -
             if lang is not None and row["lang"] != lang:
                 continue
             hits = [Span(h.article_id, h.start, h.end) for h in retriever.search(row["question"], K).hits]
-            found += sum(1 for span in spans if any(overlaps(span, hit) for hit in hits))
-            total += n
+            metrics = retrieval_metrics(spans, n, row["gold_articles"], hits)  # as app.eval scores recall@k
+            found += metrics["quotes_retrieved"]
+            total += metrics["quotes_total"]
     finally:
         retriever.rules = shipped
     return found, total
@@ -82,10 +66,11 @@ def _distance(params: dict) -> float:
 
 def main() -> None:
     data = {}
-    for name, (gold, corpus) in CORPORA.items():
-        service = build_service("extractive", corpus_dir=Path(corpus), evidence_model=None)
-        service.retriever.embedder = _Memo(service.retriever.embedder)
-        data[name] = (service, _questions(Path(gold), service))
+    for name, (gold, corpus) in DEV_CORPORA.items():
+        service = build_service("extractive", corpus_dir=corpus, evidence_model=None)
+        # Each question embedded once for the whole grid (the evaluation's service caches no question vectors).
+        service.retriever.embedder = CachedQueries(service.retriever.embedder, size=10_000)
+        data[name] = (service, _questions(gold, service))
 
     def figures(name: str, params: dict) -> str:
         service, questions = data[name]

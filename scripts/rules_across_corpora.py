@@ -19,9 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import train  # noqa: E402
-from app.eval import build_service  # noqa: E402
+from app.eval import DEV_CORPORA, build_service  # noqa: E402
 
-CORPORA = {"seeds": ("eval/dev.jsonl", "seeds"), "corpus-b": ("eval/corpus-b/questions.jsonl", "eval/corpus-b")}
 GRID = {"abstain_threshold": (0.75, 0.775, 0.8, 0.825, 0.85), "sentence_margin": (0.04, 0.08, 0.12),
         "other_passage_margin": (0.0, 0.005, 0.02), "answer_type_margin": (0.02, 0.05, 0.1)}
 
@@ -34,9 +33,9 @@ def _score(figures: dict) -> float:
 
 def main() -> None:
     data = {}
-    for name, (gold, corpus) in CORPORA.items():
-        service = build_service("extractive", corpus_dir=Path(corpus), evidence_model=None)
-        data[name] = (service.answerer, train.collect(Path(gold), service, name))
+    for name, (gold, corpus) in DEV_CORPORA.items():
+        service = build_service("extractive", corpus_dir=corpus, evidence_model=None)
+        data[name] = (service.answerer, train.collect(gold, service, name))
 
     def run(name: str, params: dict) -> dict:
         answerer, questions = data[name]
