@@ -78,14 +78,15 @@ class RetrievalRules:
     # The last places of the top k go to the chunk holding each article's best sentence when no chosen chunk holds
     # it yet (0 = plain fused order; _spread_over_articles)...
     other_article_slots: int = 3
-    # ...fewer for a question in another language than the articles: its words match no sentence, so the sentence
-    # is picked by cross-lingual similarity alone, weaker than the fused ranking (scripts/retrieval_across_corpora.py
-    # fits both counts, docs/query-translation.md)...
+    # ...fewer for a question in another language than the articles: its words match no sentence and its dictionary
+    # translations only some, so the sentence is picked mostly by cross-lingual similarity, weaker than the fused
+    # ranking (scripts/retrieval_across_corpora.py fits both counts, docs/query-translation.md)...
     cross_lingual_article_slots: int = 1
     # ...each article's best sentence judged by its closest clause too (pieces between commas, _best_per_article)...
     clause_scoring: bool = True
-    # ...and by similarity + this x BM25's share x its coverage of the question's terms (2.0: fitted on corpus B,
-    # where English recall@5 rose 0.85 -> 0.875; on the seeds 1.0 to 3.0 tie; the answer's quotes keep 1.0).
+    # ...and by similarity + this x the lexical share x its coverage of the question's terms (2.0: the best on both
+    # corpora pooled and on corpus B alone; the seeds alone favour 0.5, which costs corpus B 4 of its 90 quotes;
+    # the answer's quotes keep 1.0).
     across_lexical_weight: float = 2.0
 
 
@@ -173,24 +174,24 @@ class HybridRetriever:
         # corpus's questions gated this before, and spreading every question's last slots measured as well on it and
         # better on a second corpus (docs/evaluation.md).
         cross_lingual = detect_language(query) not in self.article_languages
-        slots = self.rules.cross_lingual_article_slots if cross_lingual else self.rules.other_article_slots
-        if slots:
-            fused = self._spread_over_articles(fused, nearest_sentences, terms, bm25_weight, k, slots, query_vector)
-        hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
-        timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
         lexical_share = bm25_weight
         if cross_lingual and translations:
             # The articles' words speak for a question in another language through its translated words: their
-            # share of the question, at the translation ranking's own weight, is the lexical share the answerer's
-            # evidence score gives term coverage (every weight from 0.25 to 0.75 measured alike on both corpora,
-            # docs/query-translation.md). The spread above keeps BM25's share: the translations' share there won one
-            # quote on corpus B and none on the seeds, and at two slots cost the seeds one.
+            # share of the question, at the translation ranking's own weight, is the lexical share that both the
+            # slots below and the answerer's evidence score give term coverage (every weight from 0.25 to 0.75
+            # measured alike in the evidence score; in the slots, as against BM25's share of about 0, recall@5 rose
+            # on both development corpora, docs/query-translation.md).
             share = min(len(translations) / max(n_words, 1), 1.0)
             lexical_share = max(bm25_weight, self.rules.translation_weight * share)
+        slots = self.rules.cross_lingual_article_slots if cross_lingual else self.rules.other_article_slots
+        if slots:
+            fused = self._spread_over_articles(fused, nearest_sentences, terms, lexical_share, k, slots, query_vector)
+        hits = [self._hit(i, entry, rank) for rank, (i, entry) in enumerate(fused[:k], 1)]
+        timings["fuse_ms"] = (time.perf_counter() - t4) * 1000
         return Retrieval(hits, query_vector, terms, lexical_share, timings, translations, translated_question)
 
     def _spread_over_articles(self, fused: list[tuple[int, dict]], nearest: list[tuple[int, float]],
-                              terms: list[str], bm25_weight: float, k: int, slots: int,
+                              terms: list[str], lexical_share: float, k: int, slots: int,
                               query_vector: np.ndarray | None = None) -> list[tuple[int, dict]]:
         """The top k: the best fused chunks, then — in the last
         `slots` places — the chunk holding each article's best sentence (best article first; an
@@ -201,7 +202,7 @@ class HybridRetriever:
         kept = fused[: max(k - slots, 1)]
         entries = dict(fused)
         chosen = [i for i, _ in kept]
-        for _, sentence_id in sorted(self._best_per_article(nearest, terms, bm25_weight, query_vector), reverse=True):
+        for _, sentence_id in sorted(self._best_per_article(nearest, terms, lexical_share, query_vector), reverse=True):
             if len(chosen) >= k:
                 break
             holders = self.index.sentence_chunks[sentence_id]
@@ -212,10 +213,11 @@ class HybridRetriever:
         chosen += [i for i, _ in fused if i not in chosen]
         return [(i, entries.get(i, {"score": 0.0})) for i in chosen]
 
-    def _best_per_article(self, nearest: list[tuple[int, float]], terms: list[str], bm25_weight: float,
+    def _best_per_article(self, nearest: list[tuple[int, float]], terms: list[str], lexical_share: float,
                           query_vector: np.ndarray | None) -> list[tuple[float, int]]:
         """Each article's best sentence among the nearest, as (score, sentence id): similarity plus
-        `across_lexical_weight` x BM25's share x the sentence's coverage of the question's terms.
+        `across_lexical_weight` x the question's lexical share (BM25's, or its translated words' for a question in
+        another language) x the sentence's coverage of the question's terms.
 
         Within one article every sentence is about the same subject, so their similarities to the question lie
         within a few hundredths, and the sentence an answer quotes is often the article's second or third by
@@ -238,7 +240,7 @@ class HybridRetriever:
         best: dict[str, tuple[float, int]] = {}  # article -> (sentence score, sentence id)
         for sentence_id, similarity in nearest:
             article_id = self.index.sentences[sentence_id].article_id
-            score = similarity + self.rules.across_lexical_weight * bm25_weight * TermCoverage.coverage(
+            score = similarity + self.rules.across_lexical_weight * lexical_share * TermCoverage.coverage(
                 weights, self._terms_of(sentence_id))
             if score > best.get(article_id, (-np.inf, -1))[0]:
                 best[article_id] = (score, sentence_id)

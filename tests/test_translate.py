@@ -84,6 +84,11 @@ def test_a_word_derived_from_a_stem_does_not_take_the_stems_entry(translator):
     assert _translate(translator, "Which organs?") == {"organs": (tuple(tokenize("العضو")),)}
 
 
+def test_a_word_whose_stem_is_shorter_than_its_headword_finds_the_headword(translator):
+    # The stemmer cuts "minister" and "ministers" to "minist": the plural is still an inflection of the headword.
+    assert _translate(translator, "Which ministers came?") == {"ministers": (tuple(tokenize("الوزير")),)}
+
+
 def test_a_multiword_entry_translates_the_phrase_not_its_words(translator):
     words = _translate(translator, "What did the prime ministers say?")
     assert words == {"prime ministers": (tuple(tokenize("رئيس الوزراء")),)}
@@ -189,11 +194,16 @@ def test_a_question_in_another_language_spreads_fewer_slots_over_the_articles(se
                                 translator=translator,
                                 rules=RetrievalRules(other_article_slots=3, cross_lingual_article_slots=1))
     slots: list[int] = []
+    shares: list[float] = []
     spread = retriever._spread_over_articles
-    monkeypatch.setattr(retriever, "_spread_over_articles", lambda *args: slots.append(args[5]) or spread(*args))
-    retriever.search("Which canal would link the two seas?", 5)
-    retriever.search("ما القناة التي تربط البحرين؟", 5)
+    monkeypatch.setattr(retriever, "_spread_over_articles",
+                        lambda *args: slots.append(args[5]) or shares.append(args[3]) or spread(*args))
+    english = retriever.search("Which canal would link the two seas?", 5)
+    arabic = retriever.search("ما القناة التي تربط البحرين؟", 5)
     assert slots == [1, 3]
+    # The slots weigh the sentences' coverage of the question's words by the share the answerer gives it: for the
+    # English question its translated words' (BM25's own is 0 there), for the Arabic one BM25's.
+    assert shares == [english.bm25_weight, arabic.bm25_weight] and shares[0] > 0
     # With no slots for it, the English question's top five are the fused order as it stands.
     retriever.rules = RetrievalRules(other_article_slots=3, cross_lingual_article_slots=0)
     slots.clear()

@@ -122,11 +122,13 @@ class Dictionary:
     def lookup(self, stems: tuple[str, ...], surface: str) -> list[str]:
         """The translations of the word (or phrase) whose stemmed terms are `stems`. An English word also takes the
         entries of its other inflections (drones → drone, signed → sign), not of words derived from its stem
-        (organization is not organ)."""
+        (organization is not organ). The stemmer's stem may be shorter than the word's (ministers → minist): an
+        entry whose headword the word inflects counts too (ministers → minister)."""
         found = self.entries.get(stems, [])
         if self.language == "en" and len(stems) == 1:
             found = [e for e in found if e.headword == surface
-                     or _is_inflection(e.headword, stems[0]) and _is_inflection(surface, stems[0])]
+                     or _is_inflection(e.headword, stems[0]) and _is_inflection(surface, stems[0])
+                     or _is_inflection(surface, e.headword)]
         return list(dict.fromkeys(t for entry in found for t in entry.translations))
 
 
