@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.text.names import arabic_skeleton, is_name_like, latin_skeletons
+from app.corpus import Corpus, make_article
+from app.text.names import NameChecker, arabic_skeleton, is_name_like, latin_skeletons
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,23 @@ def test_names_bridge_english_questions_to_arabic_bm25_terms(service, names):
     # The name is in two overlapping chunks: BM25's first and its neighbour, which holds it too, lead the hits.
     assert "باكلانوف" in retrieval.hits[0].text
     assert 1 in [h.bm25_rank for h in retrieval.hits[:2]]
+
+
+def _checker(*texts: str) -> NameChecker:
+    return NameChecker.from_corpus(Corpus({f"a{i}": make_article(f"a{i}", text) for i, text in enumerate(texts)}))
+
+
+def test_a_name_with_the_arabic_article_is_bridged_without_it():
+    names = _checker("وقالت الوزيرة ليلى الصقري إن الميناء سيعمل.")
+    assert "الصقري" in names.arabic_spellings("What did minister al-Saqri say?")
+    assert "الصقري" in names.arabic_spellings("What did minister Al-Saqri say?")
+
+
+def test_two_capitalised_words_are_spelled_as_one_name_only_when_asked_for_pairs():
+    # Alone, "Ras" is too short a skeleton and "Salma" shares its skeleton with four everyday words.
+    names = _checker("وصلت السفن إلى ميناء رأس سلمى أمس.", "قال سالم إن السلام والسلم والإسلام مهمة.")
+    question = "What happened at Ras Salma port?"
+    assert names.arabic_spellings(question) == []
+    assert names.arabic_spellings(question, pairs=True) == ["راس سلمي"]
+    # Two words that are not written together in the articles are still each tried alone.
+    assert names.arabic_spellings("Did Salem Ras speak?", pairs=True) == []

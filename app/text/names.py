@@ -39,8 +39,8 @@ def arabic_skeleton(word: str) -> str:
     return "".join(_ARABIC.get(ch, "") for ch in normalize(word))
 
 
-def latin_skeletons(word: str) -> set[str]:
-    """The skeletons an Arabic spelling of this Latin word may have."""
+def latin_skeletons(word: str, minimum: int = _MIN_SKELETON) -> set[str]:
+    """The skeletons an Arabic spelling of this Latin word may have (of at least `minimum` letters)."""
     word = re.sub(r"['’]s$", "", word.lower())
     out, i = "", 0
     while i < len(word):
@@ -62,7 +62,7 @@ def latin_skeletons(word: str) -> set[str]:
     skeletons |= {s.replace("H", "") for s in skeletons}
     if word.endswith("an"):  # Iranian → إيراني: the adjective drops the n
         skeletons |= {s[:-1] for s in skeletons}
-    return {s for s in skeletons if len(s) >= _MIN_SKELETON}
+    return {s for s in skeletons if len(s) >= minimum}
 
 
 @lru_cache(maxsize=1)
@@ -129,17 +129,48 @@ class NameChecker:
                 unknown.append(word)
         return unknown
 
-    def arabic_spellings(self, question: str, max_spellings: int = 3) -> list[str]:
+    def arabic_spellings(self, question: str, max_spellings: int = 3, pairs: bool = False) -> list[str]:
         """Corpus words that spell the names of a Latin-script question: a lexical bridge for retrieval.
-        A skeleton shared by many different words says little, so such names are left out."""
+        A skeleton shared by many different words says little, so such names are left out. The Arabic article
+        of a name (al-Saqri) is not part of its skeleton: the corpus's words are indexed without it too. With
+        `pairs`, two capitalised words in a row are first tried as one name against the corpus's word pairs
+        (Ras Salma → رأس سلمى), which spells them where each word alone is too short or too common a skeleton."""
+        words = [(m.start(), m.end(), _without_article(m.group())) for m in _WORD.finditer(question)]
         found: list[str] = []
-        for word in _WORD.findall(question):
-            if not is_name_like(word):
-                continue
-            spellings = set().union(*(self.skeletons.get(s, set()) for s in latin_skeletons(word)))
-            if 0 < len(spellings) <= max_spellings:
-                found.extend(sorted(spellings))
+        i = 0
+        while i < len(words):
+            start, end, word = words[i]
+            if pairs and i + 1 < len(words) and question[end : words[i + 1][0]].isspace():
+                pair = word, words[i + 1][2]
+                if all(w[0].isupper() for w in pair) and any(is_name_like(w) for w in pair):
+                    spellings = self._spellings(_pair_skeletons(*pair))
+                    if 0 < len(spellings) <= max_spellings:
+                        found.extend(sorted(spellings))
+                        i += 2
+                        continue
+            if is_name_like(word):
+                spellings = self._spellings(latin_skeletons(word))
+                if 0 < len(spellings) <= max_spellings:
+                    found.extend(sorted(spellings))
+            i += 1
         return found
+
+    def _spellings(self, skeletons: set[str]) -> set[str]:
+        return set().union(*(self.skeletons.get(s, set()) for s in skeletons))
+
+
+_ARTICLE = re.compile(r"^(?:al|el)[-‐](?=[A-Z])", re.IGNORECASE)
+
+
+def _without_article(word: str) -> str:
+    """A name without its transliterated Arabic article: al-Saqri → Saqri, El-Sisi → Sisi."""
+    return _ARTICLE.sub("", word)
+
+
+def _pair_skeletons(first: str, second: str) -> set[str]:
+    """The skeletons of two words written as one name (each word's skeletons, however short, joined)."""
+    pairs = {a + b for a in latin_skeletons(first, 1) for b in latin_skeletons(second, 1)}
+    return set(sorted(pairs)[:_MAX_SKELETONS]) if len(pairs) > _MAX_SKELETONS else pairs
 
 
 class CorpusNames:
