@@ -160,6 +160,16 @@ def test_a_persons_title_opens_their_name_even_when_its_words_are_common(rendere
     assert renderer_for(post).digest(post).names == []
 
 
+def test_an_organisations_designator_opens_its_name_even_when_the_name_is_a_common_word(renderer_for):
+    # حماس is "zeal" to the dictionary; after جماعتا ("the two groups") it is a name, and جماعتا itself is not one.
+    text = "يتعرض وكلاؤها، جماعتا حماس وحزب الله المسلحتان، لهجوم عنيف."
+    names = renderer_for(text, english_words=True).digest(text).names
+    assert "Hamas" in names and not any(name.startswith("Jama") for name in names)
+    # After a designator: an al- word, an agreeing adjective or a verb is no name.
+    for text in ("ارتفعت حركة الملاحة في الميناء.", "هاجمت جماعة مسلحة القافلة.", "وقالت إن حركة شهدت تراجعا."):
+        assert renderer_for(text, english_words=True).digest(text).names == []
+
+
 def test_the_adjective_of_a_name_is_spelled_as_the_question_spells_the_name(renderer_for):
     text = "أعلن رئيس الوزراء القلداري أن الملء يبدأ في تموز، وقالت قلدار إنها ملتزمة."
     clause = text.split("،")[0]

@@ -290,6 +290,11 @@ _PERSON_TITLES = {normalize(w) for w in (
     "الأمير", "الأميرة", "الملك", "الملكة", "السلطان", "الشيخ", "الشيخة", "السيد", "السيدة", "الدكتور", "الدكتورة",
     "المهندس", "المهندسة", "الرئيس", "الجنرال", "اللواء", "العميد", "العقيد", "الإمام", "القاضي")}
 _LINEAGE = {normalize(w) for w in ("بن", "بنت", "ابن")}
+# Words that name a kind of organisation, a name following them (حركة حماس, جماعتا حماس): that name is often an
+# everyday word (حماس, "zeal"), which only the designator shows to be a name.
+_ORGANISATIONS = {normalize(w) for w in (
+    "حركة", "حركتا", "جماعة", "جماعتا", "جماعات", "منظمة", "منظمتا", "تنظيم", "تنظيما", "جبهة", "ميليشيا",
+    "ميليشيات", "فصيل", "فصيلا", "فصائل", "حزب", "حزبا")}
 _NAME_ZIPF_AR = 3.0  # below this Arabic word frequency a word the dictionary does not know is taken for a name
 _NAME_PART_ZIPF = 4.0  # ...and below this one, beside such a word, for another word of the same name
 _COMMON_ZIPF_AR = 3.3  # a form this frequent, once its affixes are taken off, shows an ordinary word
@@ -559,6 +564,20 @@ class EnglishRenderer:
             run = tokens[i + 1 : end]
             found.append((i + 1, self.romanizer.name(" ".join(run), spellings)))
             taken |= set(range(i + 1, end))
+        for i in range(len(tokens) - 1):  # جماعتا حماس وحزب الله: an organisation's designator, then its name
+            designator = _without_clitic(tokens[i], _ORGANISATIONS)
+            if designator is None or i in taken:
+                continue
+            taken.add(i)  # the designator is a common noun, never a name of its own ("Jamaeta")
+            following = tokens[i + 1]
+            # Not an al- word (حركة الملاحة, "shipping traffic") nor a feminine adjective agreeing with the
+            # designator (حركة احتجاجية, جماعة مسلحة), and a word English spells as a name or a name-like word,
+            # not a verb (حركة شهدت, "traffic saw").
+            if (i + 1 in taken or not self._may_open_name(following, declined) or following.endswith("ه")
+                    or not (self.romanizer.english_spelling(following) or self._in_name(following))):
+                continue
+            found.append((i + 1, self.romanizer.name(following, spellings)))
+            taken.add(i + 1)
         for i in range(len(tokens)):  # رستم آغالي, ليفان دارسي
             if i in taken or tokens[i] in declined or not self.is_name(self._bare(tokens[i])):
                 continue
