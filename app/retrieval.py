@@ -85,7 +85,7 @@ class RetrievalRules:
     # ...each article's best sentence judged by its closest clause too (pieces between commas, _best_per_article)...
     clause_scoring: bool = True
     # ...and by similarity + this x the lexical share x its coverage of the question's terms (2.0: the best on both
-    # corpora pooled and on corpus B alone; the seeds alone favour 0.5, which costs corpus B 4 of its 90 quotes;
+    # corpora pooled and on corpus B alone; the seeds alone favour 0.5, which costs corpus B 3 of its 90 quotes;
     # the answer's quotes keep 1.0).
     across_lexical_weight: float = 2.0
 
@@ -169,7 +169,7 @@ class HybridRetriever:
             # of the articles name ranks their chunks in no useful order, yet among the retrieved sentences those
             # naming it are the likelier answers (corpus B: citation recall 0.78 -> 0.80 as coverage terms; as
             # BM25 terms too, recall@5 fell 0.889 -> 0.856; the seeds' questions name no such pair).
-            terms += [t for t in tokenize(" ".join(self.names.arabic_spellings(query, pairs=True))) if t not in terms]
+            terms += [t for t in tokenize(" ".join(self.names.pair_spellings(query))) if t not in terms]
         named = self.sources.named_articles(query) if self.sources is not None else set()
         if named:
             # A question that attributes what it asks to an outlet is answered from that outlet's articles: theirs

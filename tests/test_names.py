@@ -78,11 +78,11 @@ def test_a_name_with_the_arabic_article_is_bridged_without_it():
     assert "الصقري" in names.arabic_spellings("What did minister Al-Saqri say?")
 
 
-def test_two_capitalised_words_are_spelled_as_one_name_only_when_asked_for_pairs():
+def test_two_capitalised_words_are_spelled_as_one_name_by_the_pairs_bridge_only():
     # Alone, "Ras" is too short a skeleton and "Salma" shares its skeleton with four everyday words.
     names = _checker("وصلت السفن إلى ميناء رأس سلمى أمس.", "قال سالم إن السلام والسلم والإسلام مهمة.")
     question = "What happened at Ras Salma port?"
     assert names.arabic_spellings(question) == []
-    assert names.arabic_spellings(question, pairs=True) == ["راس سلمي"]
-    # Two words that are not written together in the articles are still each tried alone.
-    assert names.arabic_spellings("Did Salem Ras speak?", pairs=True) == []
+    assert names.pair_spellings(question) == ["راس سلمي"]
+    # Two words that are not written together in the articles spell no name as a pair.
+    assert names.pair_spellings("Did Salem Ras speak?") == []

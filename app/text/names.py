@@ -129,29 +129,35 @@ class NameChecker:
                 unknown.append(word)
         return unknown
 
-    def arabic_spellings(self, question: str, max_spellings: int = 3, pairs: bool = False) -> list[str]:
+    def arabic_spellings(self, question: str, max_spellings: int = 3) -> list[str]:
         """Corpus words that spell the names of a Latin-script question: a lexical bridge for retrieval.
         A skeleton shared by many different words says little, so such names are left out. The Arabic article
-        of a name (al-Saqri) is not part of its skeleton: the corpus's words are indexed without it too. With
-        `pairs`, two capitalised words in a row are first tried as one name against the corpus's word pairs
-        (Ras Salma → رأس سلمى), which spells them where each word alone is too short or too common a skeleton."""
-        words = [(m.start(), m.end(), _without_article(m.group())) for m in _WORD.finditer(question)]
+        of a name (al-Saqri) is not part of its skeleton: the corpus's words are indexed without it too."""
         found: list[str] = []
-        i = 0
-        while i < len(words):
-            start, end, word = words[i]
-            if pairs and i + 1 < len(words) and question[end : words[i + 1][0]].isspace():
-                pair = word, words[i + 1][2]
-                if all(w[0].isupper() for w in pair) and any(is_name_like(w) for w in pair):
-                    spellings = self._spellings(_pair_skeletons(*pair))
-                    if 0 < len(spellings) <= max_spellings:
-                        found.extend(sorted(spellings))
-                        i += 2
-                        continue
+        for word in (_without_article(w) for w in _WORD.findall(question)):
             if is_name_like(word):
                 spellings = self._spellings(latin_skeletons(word))
                 if 0 < len(spellings) <= max_spellings:
                     found.extend(sorted(spellings))
+        return found
+
+    def pair_spellings(self, question: str, max_spellings: int = 3) -> list[str]:
+        """Corpus word pairs that spell two capitalised words in a row of a Latin-script question as one name
+        (Ras Salma → رأس سلمى): where each word alone is too short or too common a skeleton for
+        `arabic_spellings`. A word of a matched pair opens no further pair."""
+        words = list(_WORD.finditer(question))
+        found: list[str] = []
+        i = 0
+        while i + 1 < len(words):
+            first, second = words[i], words[i + 1]
+            pair = _without_article(first.group()), _without_article(second.group())
+            if (question[first.end() : second.start()].isspace() and all(w[0].isupper() for w in pair)
+                    and any(is_name_like(w) for w in pair)):
+                spellings = self._spellings(_pair_skeletons(*pair))
+                if 0 < len(spellings) <= max_spellings:
+                    found.extend(sorted(spellings))
+                    i += 2
+                    continue
             i += 1
         return found
 
