@@ -30,7 +30,7 @@ index: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/rag index
-	$(BIN)/rag serve --host 127.0.0.1 --port 8000
+	$(BIN)/rag serve  # on RAG_HOST:RAG_PORT, 127.0.0.1:8000 by default
 
 test: $(STAMP)
 	$(BIN)/ruff check .
